@@ -1,0 +1,59 @@
+"""Parametric head models: the procedural open default head and real FLAME, behind one interface.
+
+    from a2llm.head import load_head
+    head = load_head("open")            # the embedded default, checkpoints/open_head/open_head.npz
+    head = load_head("flame")           # real FLAME from checkpoints/flame/ (see checkpoints/flame/README.md)
+    verts = head.vertices(motion)       # [T, 58] -> [T, V, 3]
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from a2llm.head.base import LANDMARKS, REGIONS, HeadData, HeadModel
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OPEN_HEAD_PATH = REPO_ROOT / "checkpoints" / "open_head" / "open_head.npz"
+FLAME_DIR = REPO_ROOT / "checkpoints" / "flame"
+
+HEAD_CHOICES = ("open", "flame")
+
+
+def load_head_data(spec: str | Path = "open") -> HeadData:
+    """Resolve a head spec to its arrays.
+
+    Args:
+        spec: "open" (the committed open default head), "flame" (real FLAME in checkpoints/flame/),
+            a folder holding FLAME files, or a converted head ``.npz``.
+    """
+    spec_s = str(spec)
+    if spec_s == "open":
+        if not OPEN_HEAD_PATH.exists():
+            raise FileNotFoundError(
+                f"open default head not found at {OPEN_HEAD_PATH}; regenerate it with "
+                "`python -m a2llm.head.open_head --out checkpoints/open_head/open_head.npz`")
+        return HeadData.load_npz(OPEN_HEAD_PATH)
+    from a2llm.head import flame  # imported lazily: only real-FLAME users need it
+
+    if spec_s == "flame":
+        return flame.load_flame_data(FLAME_DIR)
+    path = Path(spec_s)
+    if path.is_dir():
+        return flame.load_flame_data(path)
+    if path.suffix == ".npz" and path.exists():
+        return HeadData.load_npz(path)
+    raise FileNotFoundError(f"unknown head {spec_s!r}: use one of {HEAD_CHOICES}, a FLAME folder or a head .npz")
+
+
+@lru_cache(maxsize=8)
+def _cached(spec: str) -> HeadModel:
+    return HeadModel(load_head_data(spec))
+
+
+def load_head(spec: str | Path = "open") -> HeadModel:
+    """Load (and cache) a :class:`HeadModel`; see :func:`load_head_data` for ``spec``."""
+    return _cached(str(spec))
+
+
+__all__ = ["HeadData", "HeadModel", "load_head", "load_head_data", "REGIONS", "LANDMARKS", "HEAD_CHOICES",
+           "OPEN_HEAD_PATH", "FLAME_DIR"]
