@@ -85,6 +85,8 @@ class HeadRenderer:
         self.scene.add(pyrender.PerspectiveCamera(yfov=yfov, znear=0.05, zfar=5.0), pose=self.camera_pose)
         self._gl = pyrender.OffscreenRenderer(self.size, self.size)
         self._gl._renderer._program_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR))
+        # pyrender reads back and linearises depth on every frame; we only need colour (~30 % of a frame).
+        self._gl._renderer._read_main_framebuffer = self._read_color
         self._gl.render(self.scene)             # uploads the mesh; later frames only refresh its buffer
 
     @classmethod
@@ -98,6 +100,17 @@ class HeadRenderer:
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self._primitive._buffers[0])
         GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, data.nbytes, data)
         GL.glBindBuffer(GL.GL_ARRAY_BUFFER, 0)
+
+    def _read_color(self, scene, flags):
+        """Resolve the multisampled framebuffer and read RGB only (replaces pyrender's colour+depth read)."""
+        r = self._gl._renderer
+        w, h = r._main_fb_dims
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, r._main_fb_ms)
+        GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, r._main_fb)
+        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_LINEAR)
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, r._main_fb)
+        buf = GL.glReadPixels(0, 0, w, h, GL.GL_RGB, GL.GL_UNSIGNED_BYTE)
+        return np.frombuffer(buf, np.uint8).reshape(h, w, 3)[::-1], None
 
     def render(self, verts: np.ndarray) -> np.ndarray:
         """[V, 3] vertices -> [size, size, 3] uint8 RGB frame."""

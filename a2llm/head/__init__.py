@@ -33,15 +33,15 @@ def load_head_data(spec: str | Path = "open") -> HeadData:
                 f"open default head not found at {OPEN_HEAD_PATH}; regenerate it with "
                 "`python -m a2llm.head.open_head --out checkpoints/open_head/open_head.npz`")
         return HeadData.load_npz(OPEN_HEAD_PATH)
+    path = Path(spec_s)
+    if path.suffix == ".npz" and path.is_file():
+        return HeadData.load_npz(path)
     from a2llm.head import flame  # imported lazily: only real-FLAME users need it
 
     if spec_s == "flame":
         return flame.load_flame_data(FLAME_DIR)
-    path = Path(spec_s)
     if path.is_dir():
         return flame.load_flame_data(path)
-    if path.suffix == ".npz" and path.exists():
-        return HeadData.load_npz(path)
     raise FileNotFoundError(f"unknown head {spec_s!r}: use one of {HEAD_CHOICES}, a FLAME folder or a head .npz")
 
 

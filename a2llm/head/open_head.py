@@ -373,7 +373,7 @@ def build_open_head(spec: OpenHeadSpec = OpenHeadSpec()) -> HeadData:
 def _teeth(y_slit: float, z_front: float):
     """Upper and lower incisor strips along the dental arch, facing +z. Returns ((v, f), (v, f))."""
     t = np.linspace(-1, 1, 13)
-    x, z = 0.0195 * t, z_front - 0.011 * t ** 2
+    x, z = 0.0165 * t, z_front - 0.012 * t ** 2
     out = []
     for y_top, y_bot, dz in ((y_slit + 0.0060, y_slit - 0.0022, 0.0), (y_slit + 0.0005, y_slit - 0.0065, -0.0015)):
         v = np.concatenate([np.stack([x, np.full_like(x, y_top), z + dz], -1),
@@ -511,9 +511,10 @@ def _expression_dirs(V, F, part, skin, landmarks, spec) -> np.ndarray:
     D.append(mouth_g * (np.stack([-0.18 * V[:, 0], np.zeros(len(V)), np.full(len(V), 3 * MM)], 1)
                         + vec(0, 0.5, 0) * side[:, None]))                                       # pucker
     D.append(sum(g(corner[s], 0.012) * vec(s * 2.5, -0.3, -0.5) for s in (1, -1)))             # lip stretch
-    brow = g(front(0, 0.048), (0.05, 0.014, 0.2))
+    brow = (g(front(0, 0.048), (0.05, 0.014, 0.2)) * sdf.smoothstep(0.03, 0.06, V[:, 2])[:, None]
+            * sdf.smoothstep(0.09, 0.07, V[:, 1])[:, None])       # brows and forehead, not the scalp
     D.append(brow * vec(0, 3.4, 0.2))                                                          # brow raise
-    D.append(sum(g(front(s * 0.016, 0.046), 0.011) * vec(-s * 1.5, -1.8, 0.6) for s in (1, -1)))  # furrow
+    D.append(sum(g(front(s * 0.016, 0.046), 0.011) * vec(-s * 1.5, -2.3, 0.6) for s in (1, -1)))  # furrow
     D.append(sum(g(front(s * 0.036, 0.0), 0.013) * vec(0, 2.0, 0.8)
                  + g(front(s * 0.032, 0.019), 0.006) * vec(0, 0.8, 0) for s in (1, -1)))          # cheek raise
     D.append(sum(g(corner[s], 0.011) * vec(s * 0.3, -2.2, 0) for s in (1, -1)))                # corner down

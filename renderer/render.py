@@ -1,0 +1,101 @@
+"""Motion or vertex clips -> rendered mp4 (one avatar, or a labelled grid on one timeline)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from a2llm.head import HeadModel, load_head
+from a2llm.motion.io import MotionClip, VertexClip
+from renderer.grid import GridComposer
+from renderer.offscreen import HeadRenderer
+from renderer.video import FPS, write_mp4
+
+CHUNK = 64  # frames skinned at once: bounds memory for long clips
+
+
+class _Track:
+    """One system on the timeline: yields its [V, 3] vertices frame by frame, holding its last frame
+    when it is shorter than the timeline and dropping frames beyond it."""
+
+    def __init__(self, clip: MotionClip | VertexClip, head: HeadModel):
+        if isinstance(clip, VertexClip):
+            self.head = _head_for_vertices(clip.vertices.shape[1], head)
+            self.length = len(clip.vertices)
+            self._get = lambda a, b: clip.vertices[a:b]
+        else:
+            self.head = head
+            self.length = len(clip.motion)
+            self._get = lambda a, b: head.vertices(clip.motion[a:b], canonical=False)
+
+    def frames(self, num_frames: int) -> Iterator[np.ndarray]:
+        last = None
+        for start in range(0, min(num_frames, self.length), CHUNK):
+            chunk = self._get(start, min(start + CHUNK, num_frames, self.length))
+            yield from chunk
+            last = chunk[-1]
+        for _ in range(max(0, num_frames - self.length)):
+            yield last
+
+
+def _head_for_vertices(num_vertices: int, head: HeadModel) -> HeadModel:
+    if num_vertices == head.num_vertices:
+        return head
+    if num_vertices == 5023:
+        try:
+            return load_head("flame")
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"vertex sequences with 5023 vertices have FLAME topology and need FLAME's "
+                                    f"faces to be drawn: {e}") from e
+    raise ValueError(f"vertex sequence has {num_vertices} vertices: neither the chosen head "
+                     f"({head.name}, {head.num_vertices}) nor FLAME (5023)")
+
+
+def render_clips(clips: Sequence[MotionClip | VertexClip], out: str | Path, labels: Sequence[str] | None = None,
+                 head: HeadModel | str = "open", audio: np.ndarray | None = None, sample_rate: int | None = None,
+                 size: int = 512, progress: bool = True) -> Path:
+    """Render one clip, or several side by side, to an mp4 with one audio track.
+
+    The first clip sets the timeline (T frames, T / 25 s); others are cut or hold their last frame.
+    Audio defaults to the first clip's embedded audio.
+
+    Args:
+        clips: motion clips ([T, 58]) or vertex clips ([T, V, 3]).
+        out: output .mp4 path.
+        labels: captions for a grid (defaults to "A", "B", ...); ignored for a single clip.
+        head: head model (or spec) used to skin motion clips.
+        audio, sample_rate: speech to mux; overrides the clip's own.
+        size: tile size in pixels.
+        progress: show a progress bar.
+    """
+    if not clips:
+        raise ValueError("nothing to render: no clips given")
+    head = load_head(head) if isinstance(head, str) else head
+    if audio is None and clips[0].audio is not None:
+        audio, sample_rate = clips[0].audio, clips[0].sample_rate
+    tracks = [_Track(c, head) for c in clips]
+    num_frames = tracks[0].length
+    renderers: dict[int, HeadRenderer] = {}
+    for t in tracks:  # one renderer per topology: closing an EGL renderer tears down the shared display
+        if id(t.head) not in renderers:
+            renderers[id(t.head)] = HeadRenderer.for_head(t.head, size=size)
+    grid = None
+    if len(clips) > 1:
+        labels = list(labels) if labels else [chr(ord("A") + i) for i in range(len(clips))]
+        if len(labels) != len(clips):
+            raise ValueError(f"{len(labels)} labels for {len(clips)} clips")
+        grid = GridComposer(labels, size)
+
+    def frames() -> Iterator[np.ndarray]:
+        streams = [t.frames(num_frames) for t in tracks]
+        for verts in tqdm(zip(*streams), total=num_frames, desc="render", unit="frame", disable=not progress):
+            tiles = [renderers[id(t.head)].render(v) for t, v in zip(tracks, verts)]
+            yield tiles[0] if grid is None else grid.compose(tiles)
+
+    try:
+        return write_mp4(out, frames(), fps=FPS, audio=audio, sample_rate=sample_rate, num_frames=num_frames)
+    finally:
+        for r in renderers.values():
+            r.close()
