@@ -24,15 +24,21 @@ def plot_mouth_opening(pred_open: np.ndarray, ref_open: np.ndarray, out_path: st
     Returns:
         The path written.
     """
+    return plot_mouth_openings({"reference": ref_open, "prediction": pred_open}, out_path, fps=fps, title=title)
+
+
+def plot_mouth_openings(curves: dict[str, np.ndarray], out_path: str | Path, fps: float = FPS,
+                        title: str | None = None) -> Path:
+    """Draw several mouth-opening curves (label -> [T] metres) on one time axis; the first is solid."""
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     # A bare Figure on an Agg canvas: does not touch pyplot's global backend or figure registry.
     fig = Figure(figsize=(8, 3), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    for curve, label, style in ((ref_open, "reference", "-"), (pred_open, "prediction", "--")):
+    for k, (label, curve) in enumerate(curves.items()):
         curve = np.asarray(curve, dtype=np.float64)
-        ax.plot(np.arange(len(curve)) / fps, 1000.0 * curve, style, label=label)
+        ax.plot(np.arange(len(curve)) / fps, 1000.0 * curve, "-" if k == 0 else "--", label=label)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mouth opening (mm)")
     ax.set_title(title or "Mouth opening")

@@ -33,10 +33,11 @@ def load_head_data(spec: str | Path = "open") -> HeadData:
                 f"open default head not found at {OPEN_HEAD_PATH}; regenerate it with "
                 "`python -m a2llm.head.open_head --out checkpoints/open_head/open_head.npz`")
         return HeadData.load_npz(OPEN_HEAD_PATH)
+    from a2llm.head import flame  # imported lazily: only real-FLAME users need it
+
     path = Path(spec_s)
     if path.suffix == ".npz" and path.is_file():
-        return HeadData.load_npz(path)
-    from a2llm.head import flame  # imported lazily: only real-FLAME users need it
+        return flame.load_flame_data(path) if flame.is_flame_npz(path) else HeadData.load_npz(path)
 
     if spec_s == "flame":
         return flame.load_flame_data(FLAME_DIR)
