@@ -1,6 +1,7 @@
 """Motion or vertex clips -> rendered mp4 (one avatar, or a labelled grid on one timeline)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -14,6 +15,9 @@ from renderer.offscreen import HeadRenderer
 from renderer.video import FPS, write_mp4
 
 CHUNK = 64  # frames skinned at once: bounds memory for long clips
+#: GL work is serialised: an EGL context is current on one thread at a time, and closing a renderer
+#: terminates the display shared by all renderers of the process.
+RENDER_LOCK = threading.RLock()
 
 
 class _Track:
@@ -73,6 +77,19 @@ def render_clips(clips: Sequence[MotionClip | VertexClip], out: str | Path, labe
     if not clips:
         raise ValueError("nothing to render: no clips given")
     head = load_head(head) if isinstance(head, str) else head
+    with RENDER_LOCK:
+        return _render_locked(clips, out, labels, head, audio, sample_rate, size, progress)
+
+
+def render_still(motion: np.ndarray, head: HeadModel | str = "open", size: int = 512) -> np.ndarray:
+    """One [58] motion frame -> [size, size, 3] uint8 image."""
+    head = load_head(head) if isinstance(head, str) else head
+    verts = head.vertices(np.asarray(motion, np.float32).reshape(1, -1))[0]
+    with RENDER_LOCK, HeadRenderer.for_head(head, size=size) as r:
+        return r.render(verts)
+
+
+def _render_locked(clips, out, labels, head, audio, sample_rate, size, progress) -> Path:
     if audio is None and clips[0].audio is not None:
         audio, sample_rate = clips[0].audio, clips[0].sample_rate
     tracks = [_Track(c, head) for c in clips]

@@ -1,0 +1,76 @@
+"""A²-LLM demo app (Gradio).
+
+    python app.py                      # http://127.0.0.1:7860, embedded defaults (open head)
+    python app.py --help
+
+Tabs today: Compare (baseline motions side by side with metrics) and Head (pose the head). The
+conversation, study and desktop modes arrive with the model (see the issues / README).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        description="A²-LLM demo: end-to-end conversational audio avatar. Serves a Gradio app on this machine "
+                    "only (127.0.0.1) unless --host says otherwise; no public share link unless --share.")
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
+    ap.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ap.add_argument("--share", action="store_true", help="also open a public gradio.live share link (off by default)")
+    ap.add_argument("--head", default="open",
+                    help="default head: open (embedded procedural head), flame (real FLAME in checkpoints/flame/), "
+                         "a FLAME folder or a head .npz (default: open)")
+    return ap
+
+
+def available_heads(default: str) -> list[str]:
+    """Heads offered in the UI: the open head, FLAME when its files are present, and the chosen default."""
+    from a2llm.head import FLAME_DIR
+
+    heads = ["open"]
+    if any(FLAME_DIR.glob("*.pkl")) or any(FLAME_DIR.glob("*.npz")):
+        heads.append("flame")
+    if default not in heads:
+        heads.append(default)
+    return heads
+
+
+def build_app(default_head: str = "open"):
+    import gradio as gr
+
+    from ui import compare_tab, head_tab
+
+    heads = available_heads(default_head)
+    with gr.Blocks(title="A²-LLM") as demo:
+        gr.Markdown("# A²-LLM — conversational audio avatar\nText, speech and FLAME facial motion from one model.")
+        with gr.Tab("Compare"):
+            compare_tab.build(heads, default_head)
+        with gr.Tab("Head"):
+            head_tab.build(heads, default_head)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from a2llm.head import load_head
+
+    try:
+        load_head(args.head)            # fail early, with the loader's message, on a missing head
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    import renderer.render  # noqa: F401  (selects the OpenGL platform before gradio's imports)
+
+    demo = build_app(args.head)
+    demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

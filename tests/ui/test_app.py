@@ -1,0 +1,71 @@
+"""The app starts, binds 127.0.0.1, and its Compare and Head endpoints answer through gradio_client."""
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from a2llm.motion.io import save_motion
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"app exited early:\n{proc.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("app did not start within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_help_explains_options():
+    out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+    for opt in ("--host", "--port", "--share", "--head", "127.0.0.1"):
+        assert opt in out
+
+
+def test_compare_and_head_endpoints(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    T = 20
+    t = np.arange(T) / 25
+    ref = np.zeros((T, 58), np.float32)
+    ref[:, 50] = 0.1 * (1 + np.sin(2 * np.pi * 2 * t))
+    save_motion(tmp_path / "gt.npz", ref)
+    save_motion(tmp_path / "half.npz", ref * 0.5)
+    client = Client(server, verbose=False)
+    video, table, plot = client.predict(handle_file(str(tmp_path / "gt.npz")), [handle_file(str(tmp_path / "half.npz"))],
+                                        "GT,half", None, "open", "auto", 128, api_name="/compare")
+    assert Path(video).stat().st_size > 0 and Path(plot).stat().st_size > 0
+    row = dict(zip(table["headers"], table["data"][0]))
+    assert row["system"] == "half"
+    assert abs(row["Liveliness"] - 0.5) < 0.01 and row["MOD (mm)"] > 0   # opening ~ linear in jaw angle
+    image = client.predict("open", 0.3, 0.0, 0.0, 0.0, 1.0, 0, 0, 0, 0, 0, api_name="/render_pose")
+    assert Path(image).stat().st_size > 0
+    with pytest.raises(Exception, match="labels"):
+        client.predict(handle_file(str(tmp_path / "gt.npz")), [handle_file(str(tmp_path / "half.npz"))],
+                       "only-one", None, "open", "auto", 128, api_name="/compare")
