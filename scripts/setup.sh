@@ -25,12 +25,14 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# This machine's pip config lists local mirrors that may be absent; their "is ignored" warnings are noise.
+quiet_pip() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
   echo "[setup] installing torch==2.13.0 (CPU)"
-  "${PIP[@]}" torch==2.13.0
+  quiet_pip torch==2.13.0
 fi
 echo "[setup] installing requirements.txt"
-"${PIP[@]}" -r requirements.txt
+quiet_pip -r requirements.txt
 # pyrender pins PyOpenGL 3.1.0, whose OSMesa support is broken; 3.1.7 works with pyrender for EGL and OSMesa.
-"${PIP[@]}" --no-deps PyOpenGL==3.1.7
+quiet_pip --no-deps PyOpenGL==3.1.7
 echo "[setup] done"

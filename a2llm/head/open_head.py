@@ -57,8 +57,8 @@ class OpenHeadSpec:
     eye_radius: float = 0.0125
     lid_gap: float = 0.0014            # lid thickness over the eyeball
     eye_half_width: float = 0.0140     # half the width of the eye opening
-    upper_lid_open: float = 0.36       # rad the upper lid is rotated up at rest
-    lower_lid_open: float = 0.30       # rad the lower lid is rotated down at rest
+    upper_lid_open: float = 0.27       # rad the upper lid is rotated up at rest
+    lower_lid_open: float = 0.24       # rad the lower lid is rotated down at rest
     mouth_theta: float = float(np.deg2rad(112.5))
     mouth_half_angle: float = 0.25     # rad of longitude the lip split spans each side
     jaw_joint: tuple = (0.0, -0.010, 0.000)
@@ -583,7 +583,7 @@ def _colors(V, part, skin, spec, eyes) -> np.ndarray:
     col[idx] = c * (1 - hair) + hair_c * hair
     for name in ("left_eyeball", "right_eyeball"):
         ei, polar = eyes[name]
-        iris = sdf.smoothstep(0.50, 0.44, polar)[:, None]
+        iris = sdf.smoothstep(0.58, 0.52, polar)[:, None]
         pupil = sdf.smoothstep(0.22, 0.18, polar)[:, None]
         e = np.array([0.95, 0.94, 0.92]) * (1 - iris) + np.array([0.33, 0.23, 0.15]) * iris
         col[ei] = e * (1 - pupil) + np.array([0.04, 0.03, 0.03]) * pupil
