@@ -1,0 +1,90 @@
+"""The subtask collator: interleaved sequences, loss masks and motion targets on the audio-token steps."""
+import numpy as np
+import pytest
+import torch
+
+from a2llm.data.collate import IGNORE, SYSTEM_PROMPTS, TASKS, CollatorConfig, FlameQACollator
+from a2llm.lalm.text_tokenizer import train_nano_tokenizer
+from a2llm.lalm.tokens import TokenLayout, num_audio_patches
+from tests.data.test_format import sample
+
+N_CODES = 40
+
+
+@pytest.fixture(scope="module")
+def collator():
+    texts = [f"question {i}?" for i in range(10)] + [f"answer {i}." for i in range(10)] + list(SYSTEM_PROMPTS.values())
+    tok = train_nano_tokenizer(texts + ["hi", "hello"], N_CODES, vocab_size=150)
+    return FlameQACollator(tok, TokenLayout.from_tokenizer(tok, N_CODES))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_yields_a_batch(collator, task):
+    samples = [sample(0, frames=30), sample(1, frames=45)]
+    b = collator(samples, task)
+    L = collator.layout
+    assert b.input_ids.shape == b.labels.shape == b.attention_mask.shape
+    assert b.tasks == [task, task]
+    for r, s in enumerate(samples):
+        ids, labels = b.input_ids[r], b.labels[r]
+        n = int(b.attention_mask[r].sum())
+        assert (ids[n:] == L.pad).all() and (labels[n:] == IGNORE).all()
+        trained = labels != IGNORE
+        assert (labels[trained] == ids[trained]).all()
+        # The loss starts inside the last assistant turn and ends with its <|EOT|>.
+        first = int(trained.nonzero()[0])
+        assert ids[n - 1] == L.eot and trained[n - 1]
+        assert ids[first - 1] != L.eot and (ids[:first] == L.bot).sum() >= 2
+        if task in ("aqaa", "asr", "repeat"):
+            audio = s.question_audio if task != "repeat" else s.response_audio
+            assert int(b.audio_patch_mask[r].sum()) == num_audio_patches(len(audio))
+            assert int(b.input_audio_lengths[r]) == len(audio)
+            assert not trained[b.audio_patch_mask[r]].any()
+        else:
+            assert not b.audio_patch_mask[r].any() and b.input_audio_lengths[r] == 0
+        if task == "asr":
+            assert b.motion_lengths[r] == 0 and not L.is_audio(ids[trained]).any()
+            continue
+        T = len(s.motion)
+        pos = b.audio_token_positions[r]
+        assert int(b.motion_lengths[r]) == T and (pos[:T] >= 0).all() and (pos[T:] == -1).all()
+        np.testing.assert_array_equal((ids[pos[:T]] - L.audio_offset).numpy(), s.audio_tokens)
+        assert torch.equal(b.motion[r, :T], torch.from_numpy(s.motion))
+        assert L.is_audio(ids).sum() == T                     # every audio token has its motion frame
+        assert ids[first] == L.tts_start and (ids == L.tts_end).sum() == 1
+
+
+def test_text_leads_the_speech(collator):
+    s = sample(3, frames=40)
+    b = collator([s], "tqa")
+    ids = b.input_ids[0].tolist()
+    L = collator.layout
+    start = ids.index(L.tts_start)
+    body = ids[start + 1:ids.index(L.tts_end)]
+    text_ids = collator.tok.encode(s.response_text, add_special_tokens=False)
+    is_audio = [L.audio_offset <= i < L.audio_offset + N_CODES for i in body]
+    # 1 text : 4 audio while text lasts, then audio alone.
+    assert body[0] == text_ids[0] and is_audio[1:5] == [True] * 4 and body[5] == text_ids[1]
+    assert [i for i, a in zip(body, is_audio) if not a] == text_ids
+
+
+def test_context_turns_included(collator):
+    s = sample(0)
+    with_ctx = collator([s], "aqaa").input_ids[0]
+    no_ctx = FlameQACollator(collator.tok, collator.layout, CollatorConfig(use_context=False))([s], "aqaa").input_ids[0]
+    assert (with_ctx == collator.layout.bot).sum() == (no_ctx == collator.layout.bot).sum() + 2
+
+
+def test_mixed_tasks_and_errors(collator):
+    b = collator([sample(0), sample(1), sample(2)])           # tasks sampled
+    assert len(b.tasks) == 3 and set(b.tasks) <= set(TASKS)
+    s = sample(0)
+    s.audio_tokens = None
+    with pytest.raises(ValueError, match="audio_tokens"):
+        collator([s], "tts")
+    with pytest.raises(ValueError, match="unknown task"):
+        collator([sample(0)], "dance")
+    s = sample(0)
+    s.sample_rate = 22050
+    with pytest.raises(ValueError, match="16000 Hz"):
+        collator([s], "aqaa")
