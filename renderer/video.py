@@ -79,6 +79,7 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int = FPS, au
         for frame in frames:
             writer.send(np.ascontiguousarray(frame))
         writer.close()
+        os.chmod(tmp, 0o644)            # mkstemp creates 0600 files
         os.replace(tmp, path)
     finally:
         for p in (tmp, wav):

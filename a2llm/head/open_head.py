@@ -350,8 +350,10 @@ def build_open_head(spec: OpenHeadSpec = OpenHeadSpec()) -> HeadData:
     teeth_u, teeth_l = _teeth(y_slit, z_slit - 0.0065)
     b.add(*teeth_u, "upper_teeth")
     il = b.add(*teeth_l, "lower_teeth")
-    cv, cf, _ = _uv_sphere((0, y_slit - 0.002, z_slit - 0.0245), 1.0, 8, 14, inward=True)
-    cv = (cv - [0, y_slit - 0.002, z_slit - 0.0245]) * [0.024, 0.016, 0.020] + [0, y_slit - 0.002, z_slit - 0.0245]
+    # Wider than the mouth so that stretched or smiling corners still show the dark interior.
+    centre = np.array([0, y_slit - 0.002, z_slit - 0.029])
+    cv, cf, _ = _uv_sphere(centre, 1.0, 8, 16, inward=True)
+    cv = (cv - centre) * [0.033, 0.017, 0.025] + centre
     ic = b.add(cv, cf, "mouth_interior")
     verts, faces, part = b.arrays()
 
