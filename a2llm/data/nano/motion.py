@@ -21,7 +21,7 @@ import numpy as np
 
 from a2llm.head.open_head import EXPRESSION_NAMES
 from a2llm.motion.layout import EYELIDS, FPS, GLOBAL, JAW, MOTION_DIM
-from a2llm.data.nano.templates import CUE_WORDS
+from a2llm.data.nano.templates import CUE_EMOTIONS, CUE_WORDS
 
 EX = {name: i for i, name in enumerate(EXPRESSION_NAMES)}
 
@@ -30,7 +30,7 @@ PROFILES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"smile": 1.3, "cheek_raise": 0.9, "squint": 0.3, "brow_raise": 0.3},
     "sad": {"inner_brow_raise": 1.6, "mouth_corner_down": 1.3, "brow_furrow": 0.5, "lids": 0.2, "pitch": 0.07},
-    "surprised": {"brow_raise": 2.2, "upper_lip_raise": 0.3, "lids": -0.25, "jaw": 0.03, "pitch": -0.04},
+    "surprised": {"brow_raise": 2.2, "lids": -0.25, "jaw": 0.03, "pitch": -0.04},
     "contemptuous": {"smirk_left": 1.6, "nose_wrinkle": 0.3, "brow_furrow": 0.4, "lids": 0.2, "roll": 0.06,
                      "yaw": 0.06},
     "curious": {"brow_raise": 0.9, "inner_brow_raise": 0.6, "squint": 0.2, "roll": 0.09},
@@ -146,13 +146,13 @@ def _envelope(t: np.ndarray, start: float, end: float, rise: float, fall: float)
     return e * e * (3 - 2 * e)
 
 
-def find_cues(words: Sequence[tuple[str, float, float]]) -> list[CueTime]:
-    """(word text, start, end) -> cue peaks for words listed in :data:`CUE_WORDS`."""
+def find_cues(words: Sequence[tuple[str, float, float]], emotion: str) -> list[CueTime]:
+    """(word text, start, end) -> cue peaks for words of :data:`CUE_WORDS` that fit the answer's emotion."""
     lookup = {w: cue for cue, ws in CUE_WORDS.items() for w in ws}
     out = []
     for text, start, end in words:
         cue = lookup.get(re.sub(r"[^a-z]", "", text.lower()))
-        if cue:
+        if cue and emotion in CUE_EMOTIONS[cue]:
             out.append(CueTime(cue, start, end))
     return out
 

@@ -7,6 +7,7 @@ split (the test split also holds seen templates spoken by held-out voices).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -19,7 +20,12 @@ class Template:
     holdout: bool = False
 
     def fill(self, topic: str) -> tuple[str, str]:
-        return self.question.format(t=topic), self.answer.format(t=topic)
+        """(question, answer) with the topic filled in and every sentence capitalised."""
+        return _capitalise(self.question.format(t=topic)), _capitalise(self.answer.format(t=topic))
+
+
+def _capitalise(text: str) -> str:
+    return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
 
 
 TOPICS = ("the concert", "your trip", "the movie", "the party", "the game", "your weekend", "the dinner",
@@ -74,13 +80,22 @@ TEMPLATES: tuple[Template, ...] = tuple(
     Template(id=f"{e}-{i % 6}", emotion=e, question=q, answer=a, holdout=bool(rest and rest[0]))
     for i, (e, q, a, *rest) in enumerate(_T))
 
-#: Words that trigger an expression peak, by emotion-like cue (matched case-insensitively, punctuation stripped).
+#: Words that trigger an expression peak, by cue (matched case-insensitively, punctuation stripped); a cue
+#: fires only in answers of the emotions listed for it in CUE_EMOTIONS ("hardly" is scorn only in contempt).
 CUE_WORDS = {
     "laugh": ("haha", "hahaha", "hehe"),
     "wow": ("wow", "whoa", "oh", "what", "ooh"),
     "sorry": ("sorry", "unfortunately", "sadly", "pity", "heartbreaking", "hurts", "miss"),
     "scorn": ("honestly", "please", "hardly", "hmph", "cheap", "lazy", "boring", "questionable"),
     "wonder": ("hmm", "really", "interesting", "wonder", "mystery", "secret"),
+}
+
+CUE_EMOTIONS = {
+    "laugh": ("neutral", "happy", "sad", "surprised", "contemptuous", "curious"),
+    "wow": ("happy", "surprised", "curious"),
+    "sorry": ("sad",),
+    "scorn": ("contemptuous",),
+    "wonder": ("curious", "surprised"),
 }
 
 #: Dialogue openers used as earlier turns for multi-turn samples (human, assistant).

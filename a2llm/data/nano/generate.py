@@ -1,0 +1,170 @@
+"""FLAME-QA-nano: the project's own synthetic corpus (templated QA, espeak-ng speech, procedural motion).
+
+Sample ``i`` is a function of ``(seed, i)``, so generation is deterministic, parallel and resumable:
+re-running over a folder skips the ids already written. One caveat: espeak-ng's waveform generator keeps
+internal state (flutter, breath noise, phase), so between runs its audio samples and phone boundaries can
+differ by up to a pitch period (~10 ms); every draw of the generator (text, voices, style, split) is exact.
+
+Splits: ``train`` and ``val`` use the seen templates and training voices; ``test`` holds out voices
+(seen templates spoken by voices never used in training: ``meta.holdout == "voice"``) and templates
+(``meta.holdout == "template"``, spoken by training voices).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+from a2llm.data.format import EMOTIONS, FlameQASample, FlameQAWriter, Turn
+from a2llm.data.nano.motion import CueTime, Segment, Style, find_cues, synthesize_motion
+from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS, Template
+
+SAMPLE_RATE = 16000
+
+TRAIN_VOICES = ("en-us+m1", "en-us+f2", "en-gb+m3", "en-gb+f1", "en-gb-x-rp+m2", "en-029+f3", "en-us+m4",
+                "en-gb-scotland+f4", "en-us+f5", "en-gb+m6")
+TEST_VOICES = ("en-gb-x-gbclan+f2", "en-us+m7", "en-gb-x-gbcwmd+f4")
+
+
+@dataclass(frozen=True)
+class NanoConfig:
+    """What the generator draws from. Fractions are of all samples."""
+
+    seed: int = 0
+    answer_voice: str = "en-us"
+    answer_pitch: int = 45
+    answer_rate: tuple[int, int] = (160, 180)
+    question_rate: tuple[int, int] = (140, 200)
+    question_pitch: tuple[int, int] = (25, 75)
+    snr_db: tuple[float, float] = (15.0, 35.0)
+    val_fraction: float = 0.05
+    test_fraction: float = 0.15
+    multi_turn_fraction: float = 0.25
+    high_dynamic_fraction: float = 0.10
+
+
+def _resample(audio: np.ndarray, sr: int) -> np.ndarray:
+    if sr == SAMPLE_RATE:
+        return audio.astype(np.float32)
+    g = np.gcd(sr, SAMPLE_RATE)
+    return resample_poly(audio, SAMPLE_RATE // g, sr // g).astype(np.float32)
+
+
+def _split(rng: np.random.Generator, cfg: NanoConfig) -> tuple[str, str | None]:
+    u = rng.random()
+    if u < cfg.test_fraction:
+        return "test", ("voice" if rng.random() < 0.5 else "template")
+    if u < cfg.test_fraction + cfg.val_fraction:
+        return "val", None
+    return "train", None
+
+
+def _segments(utt) -> list[Segment]:
+    """Phones -> articulatory segments; a diphthong becomes two halves that glide to its end vowel."""
+    from a2llm.data.phones import ARTICULATION, SILENCE_ID, articulation, phone_class
+
+    def seg(start, end, art, silence=False):
+        return Segment(start=start, end=end, silence=silence, jaw=art.jaw, closure=art.closure,
+                       labiodental=art.labiodental, round=art.round, spread=art.spread)
+
+    out = []
+    for p in utt.phonemes:
+        art = articulation(p.symbol)
+        if art.glide_to:
+            mid = 0.5 * (p.start + p.end)
+            out += [seg(p.start, mid, art), seg(mid, p.end, ARTICULATION[art.glide_to])]
+        else:
+            out.append(seg(p.start, p.end, art, silence=phone_class(p.symbol) == SILENCE_ID))
+    return out
+
+
+def _word_times(utt) -> list[tuple[str, float, float]]:
+    speech_end = max((p.end for p in utt.phonemes if p.symbol != "_"), default=utt.duration)
+    words = list(utt.words)
+    return [(utt.word_text(w), w.start, words[k + 1].start if k + 1 < len(words) else speech_end)
+            for k, w in enumerate(words)]
+
+
+def _noisy(audio: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    lead, tail = (np.zeros(int(rng.uniform(0.1, 0.3) * SAMPLE_RATE), np.float32) for _ in range(2))
+    x = np.concatenate([lead, audio * rng.uniform(0.6, 1.0), tail])
+    power = np.mean(audio ** 2) + 1e-12
+    x = x + rng.normal(scale=np.sqrt(power / 10 ** (snr_db / 10)), size=len(x))
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
+    """Build sample ``index`` (deterministic for ``cfg.seed``)."""
+    from a2llm.data.espeak import synthesize
+    from a2llm.data.phones import frame_tokens
+
+    # Separate streams: espeak-ng's audio length varies slightly from run to run (its wave generator keeps
+    # state), so the noise and motion draws, which depend on lengths, must not shift the other draws.
+    rng, noise_rng, motion_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([cfg.seed, index]).spawn(3))
+    split, holdout = _split(rng, cfg)
+    emotion = EMOTIONS[index % len(EMOTIONS)]
+    pool = [t for t in TEMPLATES if t.emotion == emotion and t.holdout == (holdout == "template")]
+    template: Template = pool[rng.integers(len(pool))]
+    topic = TOPICS[rng.integers(len(TOPICS))]
+    question, answer = template.fill(topic)
+    voices = TEST_VOICES if holdout == "voice" else TRAIN_VOICES
+    voice = voices[rng.integers(len(voices))]
+    q_rate, q_pitch = int(rng.integers(*cfg.question_rate)), int(rng.integers(*cfg.question_pitch))
+    snr = float(rng.uniform(*cfg.snr_db))
+    q = synthesize(question, voice=voice, rate=q_rate, pitch=q_pitch)
+    question_audio = _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr)
+
+    a_rate = int(rng.integers(*cfg.answer_rate))
+    r = synthesize(answer, voice=cfg.answer_voice, rate=a_rate, pitch=cfg.answer_pitch)
+    response_audio = _resample(r.audio, r.sample_rate)
+    num_frames = int(round(25 * len(response_audio) / SAMPLE_RATE))
+    high = bool(rng.random() < cfg.high_dynamic_fraction)
+    style = Style(intensity=float(rng.uniform(0.8, 1.2)) * (1.8 if high else 1.0),
+                  articulation=float(rng.uniform(0.85, 1.15)), head=float(rng.uniform(0.7, 1.3)) * (1.6 if high else 1.0),
+                  blink_rate=float(rng.uniform(0.25, 0.45)))
+    cues: list[CueTime] = find_cues(_word_times(r), emotion)
+    motion = synthesize_motion(_segments(r), num_frames, emotion, cues, style, motion_rng)
+    tokens = frame_tokens(r.phonemes, num_frames)
+
+    context: list[Turn] = []
+    if rng.random() < cfg.multi_turn_fraction:
+        h, a = CONTEXT_TURNS[rng.integers(len(CONTEXT_TURNS))]
+        context = [Turn("human", h), Turn("assistant", a)]
+    return FlameQASample(
+        id=f"nano-{index:06d}", question_text=question, question_audio=question_audio, response_text=answer,
+        response_audio=response_audio, sample_rate=SAMPLE_RATE, motion=motion, emotion=emotion,
+        audio_tokens=tokens, context=context, high_dynamic=high, source="flame-qa-nano", split=split,
+        meta={"template": template.id, "topic": topic, "question_voice": voice, "question_rate": q_rate,
+              "question_pitch": q_pitch, "snr_db": round(snr, 2), "answer_voice": cfg.answer_voice,
+              "answer_rate": a_rate, "holdout": holdout, "style": asdict(style),
+              "cues": [c.cue for c in cues]})
+
+
+def _make(args: tuple[int, NanoConfig]) -> FlameQASample:
+    return make_sample(*args)
+
+
+def generate(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,
+             shard_size: int = 500, progress: bool = True) -> Path:
+    """Write samples 0..num-1 into ``out`` (continuing a partial folder) and return dataset.json's path."""
+    writer = FlameQAWriter(out, name="flame-qa-nano", sample_rate=SAMPLE_RATE, shard_size=shard_size)
+    todo = [i for i in range(num) if not writer.has(f"nano-{i:06d}")]
+    bar = tqdm(total=num, initial=num - len(todo), desc="FLAME-QA-nano", unit="sample", disable=not progress)
+    try:
+        if workers <= 1:
+            for i in todo:
+                writer.add(make_sample(i, cfg))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for sample in pool.map(_make, [(i, cfg) for i in todo], chunksize=8):
+                    writer.add(sample)
+                    bar.update()
+    finally:
+        bar.close()
+        path = writer.close()
+    return path

@@ -1,0 +1,111 @@
+"""FLAME-QA-nano end to end with real espeak-ng: counts, timing, closed mouth in pauses, splits, resume."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from a2llm.data import load_flame_qa
+from a2llm.data.collate import TASKS, SYSTEM_PROMPTS, FlameQACollator
+from a2llm.data.nano.generate import TEST_VOICES, TRAIN_VOICES, NanoConfig, generate, make_sample
+from a2llm.data.nano.templates import TEMPLATES
+from a2llm.data.phones import PHONES, SILENCE_ID
+from a2llm.eval.metrics import mouth_opening
+from a2llm.head import load_head
+from a2llm.lalm.text_tokenizer import train_nano_tokenizer
+from a2llm.lalm.tokens import TokenLayout
+
+ROOT = Path(__file__).resolve().parents[2]
+N = 36
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nano")
+    res = subprocess.run([sys.executable, "-m", "a2llm.data.nano", "--out", str(out), "--num", str(N), "--seed", "3"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "samples/minute" in res.stdout
+    return out
+
+
+def test_writes_n_samples_with_frames_matching_the_speech(corpus):
+    ds = load_flame_qa(corpus)
+    assert len(ds) == N
+    for s in ds:
+        assert abs(len(s.motion) - round(25 * s.response_seconds)) <= 1
+        assert len(s.audio_tokens) == len(s.motion) and s.audio_tokens.max() < len(PHONES)
+        assert s.sample_rate == 16000 and s.question_audio.dtype == np.float32
+        assert len(s.question_audio) > 0.5 * 16000
+        assert s.emotion in s.meta["template"]
+
+
+def test_mouth_is_closed_in_silences(corpus):
+    head = load_head("open")
+    checked = 0
+    for s in load_flame_qa(corpus):
+        opening = 1000 * mouth_opening(head.vertices(s.motion, canonical=True), head)
+        silent = s.audio_tokens == SILENCE_ID
+        # Frames deep inside a pause (two frames from speech on both sides).
+        inner = silent & (np.convolve(silent, np.ones(5), mode="same").round() == 5)
+        inner[:2] = inner[-2:] = False
+        if inner.any():
+            assert opening[inner].max() < 1.0, s.id
+            checked += inner.sum()
+        assert opening[~silent].max() > 4.0                     # it does speak
+    assert checked > 20
+
+
+def test_splits_hold_out_voices_and_templates(corpus):
+    ds = load_flame_qa(corpus)
+    held_templates = {t.id for t in TEMPLATES if t.holdout}
+    for i in range(len(ds)):
+        r = ds.record(i)
+        if r["split"] != "test":
+            assert r["meta"]["question_voice"] in TRAIN_VOICES and r["meta"]["template"] not in held_templates
+        elif r["meta"]["holdout"] == "voice":
+            assert r["meta"]["question_voice"] in TEST_VOICES and r["meta"]["template"] not in held_templates
+        else:
+            assert r["meta"]["template"] in held_templates
+    assert {ds.record(i)["emotion"] for i in range(len(ds))} == {"neutral", "happy", "sad", "surprised",
+                                                                 "contemptuous", "curious"}
+
+
+def test_deterministic_for_a_seed():
+    """Everything the generator draws is a function of (seed, index). espeak-ng's waveform generator keeps
+    its own state (flutter, breath noise, phase), so audio samples and phone boundaries may differ by up to
+    a pitch period (~10 ms) between runs; the draws themselves must not."""
+    a, b = make_sample(5, NanoConfig(seed=1)), make_sample(5, NanoConfig(seed=1))
+    assert (a.question_text, a.response_text, a.emotion, a.split, a.meta) == \
+        (b.question_text, b.response_text, b.emotion, b.split, b.meta)
+    assert abs(len(a.motion) - len(b.motion)) <= 1 and a.context == b.context
+    others = [make_sample(i, NanoConfig(seed=2)).meta for i in range(5, 8)]
+    assert any(m != a.meta for m in others)
+
+
+def test_resume_continues_without_rewriting(tmp_path):
+    generate(tmp_path, 4, NanoConfig(seed=7), workers=1, progress=False)
+    first = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.npz")}
+    generate(tmp_path, 8, NanoConfig(seed=7), workers=1, progress=False)
+    ds = load_flame_qa(tmp_path)
+    assert len(ds) == 8 and sorted(ds.record(i)["id"] for i in range(8)) == [f"nano-{i:06d}" for i in range(8)]
+    assert all(p.stat().st_mtime_ns == t for p, t in first.items())
+
+
+def test_collator_batches_every_subtask_from_real_samples(corpus):
+    ds = load_flame_qa(corpus, split="train")
+    texts = [ds.record(i)["question_text"] for i in range(len(ds))] + [ds.record(i)["response_text"] for i in range(len(ds))]
+    tok = train_nano_tokenizer(texts + list(SYSTEM_PROMPTS.values()), len(PHONES), vocab_size=300)
+    collate = FlameQACollator(tok, TokenLayout.from_tokenizer(tok, len(PHONES)))
+    batch_samples = [ds[i] for i in range(4)]
+    for task in TASKS:
+        b = collate(batch_samples, task)
+        assert b.input_ids.shape[0] == 4 and (b.labels != -100).any()
+        if task != "asr":
+            assert (b.motion_lengths == torch_lengths(batch_samples)).all()
+
+
+def torch_lengths(samples):
+    import torch
+    return torch.tensor([len(s.motion) for s in samples])
