@@ -209,6 +209,12 @@ class FlameQADataset(Sequence):
         """Metadata of item i without touching its audio or motion."""
         return self._records[i][0]
 
+    def motion(self, i: int) -> np.ndarray:
+        """Only the motion [T, 58] of item i (no audio decoded): what the motion tokenizer trains on."""
+        rec, folder = self._records[i]
+        with np.load(folder / f"{rec['id']}.npz", allow_pickle=False) as z:
+            return z["motion"]
+
     def __getitem__(self, i: int) -> FlameQASample:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from smplx.lbs import lbs
+from smplx.lbs import batch_rodrigues, lbs
 
 from a2llm.motion.layout import EXPR, EYELIDS, GLOBAL, JAW, MOTION_DIM, NUM_EXPR
 
@@ -188,6 +188,42 @@ class HeadModel(torch.nn.Module):
         verts, _ = lbs(m[:, EXPR], pose, v_template, self.expr_dirs.to(dtype), self.posedirs.to(dtype),
                        self.J_regressor.to(dtype), self.parents, self.lbs_weights.to(dtype))
         return verts.reshape(*lead, self.num_vertices, 3)
+
+    def skin_subset(self, motion: torch.Tensor, idx: torch.Tensor, canonical: bool = True) -> torch.Tensor:
+        """Vertices ``idx`` only: [..., 58] -> [..., len(idx), 3]; equals ``forward(...)[..., idx, :]``.
+
+        The motion layout poses only two joints — global rotation (root) and jaw; neck and eyes stay at
+        rest — so linear blend skinning reduces exactly to
+        ``v' = v + w_jaw (R_jaw (v - j_jaw) + j_jaw - v)`` followed by ``R_g (v' - j_root) + j_root``.
+        Joints come from the regressor applied to the template and blendshapes before they are
+        expanded per vertex (J = R t + (R E) psi). The cost is O(len(idx)) instead of a [B, V, 4, 4]
+        transform per vertex, which makes the tokenizer's vertex losses affordable on a CPU.
+        """
+        lead = motion.shape[:-1]
+        m = motion.reshape(-1, MOTION_DIM)
+        dtype = m.dtype
+        B = m.shape[0]
+        expr, lids = m[:, EXPR], m[:, EYELIDS]
+        R = self.J_regressor.to(dtype)
+        J = (R @ self.template.to(dtype)).expand(B, -1, -1) \
+            + torch.einsum("bk,jck->bjc", expr, torch.einsum("jv,vck->jck", R, self.expr_dirs.to(dtype))) \
+            + torch.einsum("bk,jck->bjc", lids, torch.einsum("jv,kvc->jck", R, self.eyelid_dirs.to(dtype)))
+        n = len(idx)
+        v = (self.template[idx].to(dtype) + (expr @ self.expr_dirs[idx].reshape(n * 3, -1).T.to(dtype)).view(B, n, 3)
+             + torch.einsum("bk,kvc->bvc", lids, self.eyelid_dirs[:, idx].to(dtype)))
+        rot_jaw = batch_rodrigues(m[:, JAW])                                        # [B, 3, 3]
+        # Pose correctives (FLAME): only the jaw's rotation differs from identity among joints 1..4.
+        feature = torch.zeros(B, 4, 3, 3, dtype=dtype, device=m.device)
+        feature[:, 1] = rot_jaw - torch.eye(3, dtype=dtype, device=m.device)
+        posedirs = self.posedirs.view(36, -1, 3)[:, idx].reshape(36, -1).to(dtype)
+        v = v + (feature.reshape(B, 36) @ posedirs).view(B, n, 3)
+        j_jaw = J[:, 2:3]
+        jawed = torch.einsum("brc,bvc->bvr", rot_jaw, v - j_jaw) + j_jaw
+        v = v + self.lbs_weights[idx, 2].to(dtype)[None, :, None] * (jawed - v)
+        if not canonical:
+            rot_g, j_root = batch_rodrigues(m[:, GLOBAL]), J[:, 0:1]
+            v = torch.einsum("brc,bvc->bvr", rot_g, v - j_root) + j_root
+        return v.reshape(*lead, n, 3)
 
     @torch.no_grad()
     def vertices(self, motion: np.ndarray, canonical: bool = False, chunk: int = 512) -> np.ndarray:

@@ -124,3 +124,14 @@ def test_forward_is_differentiable_and_batched(head):
 def test_bad_motion_shape(head):
     with pytest.raises(ValueError, match="58"):
         head(torch.zeros(3, 57))
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_skin_subset_equals_full_skinning(head, canonical):
+    g = torch.Generator().manual_seed(0)
+    m = torch.randn(8, 58, generator=g) * 0.5
+    m[:, 50:53] *= 0.4
+    m[:, 56:58] = torch.rand(8, 2, generator=g)
+    idx = torch.from_numpy(np.concatenate([head.regions["lips"], head.regions["upper_face"]]))
+    full = head(m, canonical=canonical)[:, idx]
+    assert torch.allclose(head.skin_subset(m, idx, canonical=canonical), full, atol=1e-6)

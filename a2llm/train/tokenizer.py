@@ -1,0 +1,203 @@
+"""Train the residual motion tokenizer on a FLAME-QA folder.
+
+    python -m a2llm.train tokenizer --data DIR --out DIR [--epochs 30] [--batch 32] [--lr 1e-4]
+
+Each epoch draws one random 40-frame window from every training clip; after each epoch the model is
+validated on whole validation clips (param MSE, MOD of the reconstruction, temporal correlation, per-level
+codebook usage and perplexity), a resumable state is written to ``OUT/train_state.pt`` and the log to
+``OUT/train_log.csv``. Re-running the same command resumes from the last finished epoch. The result is
+saved Hugging Face style (``config.json`` + ``model.safetensors``) with a curve plot ``curves.png``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from a2llm.data import load_flame_qa
+from a2llm.eval.metrics import mouth_opening, pearson
+from a2llm.head import load_head
+from a2llm.motion.losses import LossWeights, MotionLoss
+from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
+from a2llm.motion.tokenizer import MotionTokenizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch: int = 32
+    window: int = 40          # frames per training window (a multiple of the token group)
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    seed: int = 0
+    max_val_clips: int = 300
+
+
+def load_motions(root: Path, split: str) -> list[np.ndarray]:
+    ds = load_flame_qa(root, split=split)
+    return [ds.motion(i) for i in tqdm(range(len(ds)), desc=f"load {split}", unit="clip", leave=False)]
+
+
+def _windows(clips: list[np.ndarray], order: np.ndarray, rng: np.random.Generator, window: int):
+    """[B, window, 58] windows and [B, window] masks (short clips are padded with their last frame)."""
+    batch, masks = [], []
+    for i in order:
+        m = clips[i]
+        if len(m) >= window:
+            s = rng.integers(0, len(m) - window + 1)
+            batch.append(m[s:s + window])
+            masks.append(np.ones(window, np.float32))
+        else:
+            pad = np.repeat(m[-1:], window - len(m), 0)
+            batch.append(np.concatenate([m, pad]))
+            masks.append(np.concatenate([np.ones(len(m)), np.zeros(window - len(m))]).astype(np.float32))
+    return torch.from_numpy(np.stack(batch)), torch.from_numpy(np.stack(masks))
+
+
+def codebook_stats(indices: np.ndarray, codebook_size: int) -> tuple[list[float], list[float]]:
+    """Per-level fraction of codes used and perplexity, from indices [N, Nq]."""
+    usage, ppl = [], []
+    for q in range(indices.shape[1]):
+        counts = np.bincount(indices[:, q], minlength=codebook_size).astype(float)
+        p = counts / counts.sum()
+        usage.append(float((counts > 0).mean()))
+        ppl.append(float(np.exp(-(p[p > 0] * np.log(p[p > 0])).sum())))
+    return usage, ppl
+
+
+def evaluate_reconstruction(tok: MotionTokenizer, clips: list[np.ndarray], head) -> dict:
+    """Reconstruct whole clips through encode -> decode and score them (metres -> mm for MOD)."""
+    mse, mod, corr, all_idx = [], [], [], []
+    for m in clips:
+        codes = tok.encode(m)
+        rec = tok.decode(codes)[: len(m)]
+        all_idx.append(codes)
+        mse.append(float(np.mean((rec - m) ** 2)))
+        o_true = mouth_opening(head.vertices(m, canonical=True), head)
+        o_rec = mouth_opening(head.vertices(rec, canonical=True), head)
+        mod.append(1000 * float(np.mean(np.abs(o_rec - o_true))))
+        c = pearson(o_rec, o_true)
+        if not math.isnan(c):
+            corr.append(c)
+    usage, ppl = codebook_stats(np.concatenate(all_idx), tok.cardinality)
+    return {"param_mse": float(np.mean(mse)), "mod_mm": float(np.mean(mod)), "temporal_corr": float(np.mean(corr)),
+            "usage": usage, "perplexity": ppl}
+
+
+def _normalization(clips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    allm = np.concatenate(clips)
+    return torch.from_numpy(allm.mean(0)), torch.from_numpy(allm.std(0))
+
+
+def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(),
+                    model_cfg: RVQConfig = RVQConfig(), progress: bool = True) -> dict:
+    """Train (or resume) and save the tokenizer into ``out``; returns the final validation metrics."""
+    data, out = Path(data), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    head = load_head(model_cfg.head)
+    train = load_motions(data, "train")
+    val = load_motions(data, "val")[: cfg.max_val_clips]
+    if not train or not val:
+        raise ValueError(f"{data} needs non-empty train and val splits")
+    model = MotionRVQVAE(model_cfg)
+    model.set_normalization(*_normalization(train))
+    loss_fn = MotionLoss(head, LossWeights())
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state_path, log_path = out / "train_state.pt", out / "train_log.csv"
+    start_epoch, step = 0, 0
+    if state_path.exists():
+        state = torch.load(state_path, weights_only=True)
+        saved = {k: v for k, v in state["train_config"].items() if k != "epochs"}
+        if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"}:
+            raise ValueError(f"{state_path} was written with other training settings ({saved}); "
+                             "use the same ones (only --epochs may grow) or remove it to start over")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, step = state["epoch"], state["step"]
+        torch.set_rng_state(state["torch_rng"])
+        rng = np.random.default_rng(cfg.seed + start_epoch)
+        print(f"resuming from epoch {start_epoch} ({state_path})")
+    steps_per_epoch = math.ceil(len(train) / cfg.batch)
+    metrics: dict = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        perm = rng.permutation(len(train))
+        sums: dict[str, float] = {}
+        t0 = time.perf_counter()
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for b in bar:
+            x, mask = _windows(train, perm[b * cfg.batch:(b + 1) * cfg.batch], rng, cfg.window)
+            out_ = model(x)
+            terms = loss_fn(out_.recon, x, mask)
+            loss = terms["total"] + out_.commit_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            for k, v in {**terms, "commit": out_.commit_loss}.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        model.eval()
+        metrics = evaluate_reconstruction(MotionTokenizer(model), val, head)
+        row = {"epoch": epoch + 1, "step": step, "seconds": round(time.perf_counter() - t0, 1),
+               **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()},
+               "val_param_mse": metrics["param_mse"], "val_mod_mm": metrics["mod_mm"],
+               "val_temporal_corr": metrics["temporal_corr"], "val_min_usage": min(metrics["usage"]),
+               "val_mean_perplexity": float(np.mean(metrics["perplexity"]))}
+        _append_csv(log_path, row)
+        print(f"epoch {epoch + 1}: loss {row['train_total']:.4f} | val MOD {metrics['mod_mm']:.3f} mm, "
+              f"corr {metrics['temporal_corr']:.4f}, min usage {min(metrics['usage']):.2f}")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "step": step,
+                    "torch_rng": torch.get_rng_state(), "train_config": asdict(cfg)}, state_path)
+        rng = np.random.default_rng(cfg.seed + epoch + 1)   # resumable: epoch e's stream depends on e only
+    tok = MotionTokenizer(model.eval())
+    tok.save_pretrained(out)
+    (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_curves(log_path, out / "curves.png")
+    return metrics
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def plot_curves(log_path: Path, out_png: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    ep = [int(r["epoch"]) for r in rows]
+    fig = Figure(figsize=(11, 3.2), dpi=100)
+    FigureCanvasAgg(fig)
+    panels = [("train_total", "train loss (Eq. 7-10)", True), ("val_mod_mm", "val MOD (mm)", False),
+              ("val_temporal_corr", "val temporal corr", False), ("val_min_usage", "val min codebook usage", False)]
+    for k, (key, title, log) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), k + 1)
+        ax.plot(ep, [float(r[key]) for r in rows], marker=".")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png)
+    return out_png
+
+
+def with_overrides(cfg: TrainConfig, **kw) -> TrainConfig:
+    return replace(cfg, **{k: v for k, v in kw.items() if v is not None})

@@ -1,0 +1,121 @@
+"""Motion tokenizer: shapes, streaming = full decode, checkpoints, loss, and a tiny resumable training run."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from a2llm.checkpoint import update_manifest
+from a2llm.head import load_head
+from a2llm.motion import MotionTokenizer
+from a2llm.motion.losses import MotionLoss
+from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = RVQConfig(width=16, latent_dim=16, num_quantizers=3, codebook_size=8)
+
+
+def speechy(T: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(T) / 25
+    m = np.zeros((T, 58), np.float32)
+    m[:, 50] = 0.1 * (1 + np.sin(2 * np.pi * rng.uniform(2, 5) * t))
+    m[:, :16] = rng.normal(size=16) * np.sin(2 * np.pi * 0.5 * t)[:, None]
+    return m
+
+
+@pytest.fixture(scope="module")
+def tok():
+    torch.manual_seed(0)
+    model = MotionRVQVAE(TINY)
+    model.train()
+    model(torch.from_numpy(np.stack([speechy(40, s) for s in range(8)])))   # k-means init of the codebooks
+    return MotionTokenizer(model.eval())
+
+
+def test_interface_shapes_and_dtypes(tok):
+    assert (tok.frame_rate, tok.num_codebooks, tok.cardinality) == (5.0, 3, 8)
+    codes = tok.encode(speechy(63))
+    assert codes.shape == (13, 3) and codes.dtype == np.int64 and codes.min() >= 0 and codes.max() < 8
+    motion = tok.decode(codes)
+    assert motion.shape == (65, 58) and motion.dtype == np.float32
+
+
+@pytest.mark.parametrize("segment", [1, 2, 3, 7])
+def test_streaming_decode_equals_full_decode(tok, segment):
+    codes = tok.encode(speechy(120, seed=3))
+    full = tok.decode(codes)
+    stream = tok.streaming()
+    parts = [stream.step(codes[i:i + segment]).numpy() for i in range(0, len(codes), segment)]
+    np.testing.assert_allclose(np.concatenate(parts), full, atol=1e-5)
+    stream.reset()
+    np.testing.assert_allclose(stream.step(codes[:2]).numpy(), full[:10], atol=1e-5)   # no lookahead
+
+
+def test_decoder_is_causal(tok):
+    codes = tok.encode(speechy(60))
+    changed = codes.copy()
+    changed[8:] = (changed[8:] + 1) % 8
+    a, b = tok.decode(codes), tok.decode(changed)
+    np.testing.assert_allclose(a[:40], b[:40], atol=1e-6)
+    assert np.abs(a[40:] - b[40:]).max() > 0
+
+
+def test_save_and_load_directly_and_through_a2llm_json(tok, tmp_path):
+    tok.save_pretrained(tmp_path / "ckpt" / "rvq")
+    codes = tok.encode(speechy(50))
+    again = MotionTokenizer.from_pretrained(tmp_path / "ckpt" / "rvq")
+    np.testing.assert_array_equal(again.encode(speechy(50)), codes)
+    update_manifest(tmp_path / "ckpt", "rvq", "rvq", head="open")
+    via = MotionTokenizer.from_pretrained(tmp_path / "ckpt")
+    np.testing.assert_allclose(via.decode(codes), tok.decode(codes), atol=1e-6)
+    assert json.loads((tmp_path / "ckpt" / "rvq" / "config.json").read_text())["component"] == "rvq"
+    with pytest.raises(FileNotFoundError):
+        MotionTokenizer.from_pretrained(tmp_path)
+
+
+def test_bad_codes_are_refused(tok):
+    with pytest.raises(ValueError, match=r"\[N, 3\]"):
+        tok.decode(np.zeros((4, 6), np.int64))
+    with pytest.raises(ValueError, match=r"\[0, 8\)"):
+        tok.decode(np.full((4, 3), 8))
+
+
+def test_loss_terms():
+    head = load_head("open")
+    loss = MotionLoss(head)
+    x = torch.from_numpy(np.stack([speechy(20, s) for s in range(2)]))
+    same = loss(x, x)
+    assert all(float(v) == 0 for v in same.values())
+    y = x.clone()
+    y[:, :, 50] += 0.05                                       # jaw error: lips and face vertices move
+    terms = loss(y, x)
+    assert terms["lips"] > terms["face"] > 0 and terms["vel"] < 1e-9
+    assert torch.isclose(terms["total"], terms["param"] + 1e5 * (terms["lips"] + terms["face"]) + 1e2 * (terms["vel"] + terms["acc"]))
+
+
+def test_training_cli_runs_and_resumes(tmp_path):
+    from a2llm.data import FlameQASample, FlameQAWriter
+
+    with FlameQAWriter(tmp_path / "data") as w:
+        for i in range(24):
+            m = speechy(45 + i, seed=i)
+            w.add(FlameQASample(id=f"c{i}", question_text="q", question_audio=np.zeros(1600, np.float32),
+                                response_text="a", response_audio=np.zeros(len(m) * 640, np.float32), sample_rate=16000,
+                                motion=m, emotion="neutral", split="val" if i < 4 else "train"))
+    cmd = [sys.executable, "-m", "a2llm.train", "tokenizer", "--data", str(tmp_path / "data"), "--out",
+           str(tmp_path / "tok"), "--batch", "8", "--quiet"]
+    res = subprocess.run(cmd + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(cmd + ["--epochs", "2", "--lr", "3e-4"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "other training settings" in res.stderr   # refuses to mix settings
+    res = subprocess.run(cmd + ["--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "resuming from epoch 1" in res.stdout
+    log = (tmp_path / "tok" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 3 and log[0].startswith("epoch,step") and log[2].startswith("2,")
+    for f in ("config.json", "model.safetensors", "curves.png", "val_metrics.json"):
+        assert (tmp_path / "tok" / f).exists()
+    assert MotionTokenizer.from_pretrained(tmp_path / "tok").encode(speechy(30)).shape == (6, 6)
