@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from a2llm.data.format import FlameQASample
-from a2llm.lalm.tokens import TokenLayout, num_audio_patches
+from a2llm.lalm.tokens import TokenLayout, audio_patch_counts
 
 TASKS = ("aqaa", "tqa", "repeat", "tts", "asr")
 SPEECH_TASKS = ("aqaa", "tqa", "repeat", "tts")
@@ -133,9 +133,11 @@ class FlameQACollator:
             raise ValueError(f"{what}: audio at {sr} Hz, the encoder front end expects "
                              f"{self.config.input_sample_rate} Hz (resample when building the dataset)")
         row.audio = np.asarray(audio, np.float32)
-        n = num_audio_patches(len(audio))
-        row.add([self.layout.bot] + self._role["human"] + [self.layout.audio_start] + [self.layout.audio_patch] * n
-                + [self.layout.audio_end, self.layout.eot])
+        L = self.layout
+        ids = [L.bot] + self._role["human"]
+        for n in audio_patch_counts(len(audio)):          # one <audio_start>…<audio_end> per 25 s chunk
+            ids += [L.audio_start] + [L.audio_patch] * n + [L.audio_end]
+        row.add(ids + [L.eot])
 
     def _speech_answer(self, row: _Row, s: FlameQASample) -> None:
         if s.audio_tokens is None:

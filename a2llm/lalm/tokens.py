@@ -78,13 +78,22 @@ STEP_AUDIO2_LAYOUT = TokenLayout(endoftext=151643, bot=151666, eot=151665, audio
                                  audio_offset=151696, num_audio_codes=6561, vocab_size=158720)
 
 
-def num_audio_patches(num_samples: int, hop: int = 160) -> int:
-    """Adaptor frames (12.5 Hz) for 16 kHz input audio of ``num_samples`` samples.
+def num_audio_patches(num_samples: int) -> int:
+    """Adaptor frames (12.5 Hz) of one 16 kHz clip of at most 25 s (longer clips are cut into 25 s chunks,
+    each with its own ``<audio_start>…<audio_end>``; see :func:`audio_patch_counts`).
 
-    Mel frames T = num_samples // hop; the encoder's stride-2 conv and 2x average pool give
-    enc = (T - 1) // 2 // 2 frames (25 Hz); the adaptor's stride-2 conv gives (enc - 1) // 2 + 1
-    (the counting rule of the public Step-Audio2 code, STEP_AUDIO2_FACTS.md).
+    The counting rule of the public Step-Audio2 code: mel frames T = (num_samples + 479) // 160 (the audio
+    is padded by 479 samples before the STFT), the encoder keeps (T - 1) // 2 // 2 frames (stride-2 conv,
+    then 2x average pool) and the adaptor's stride-2 conv gives (enc - 1) // 2 + 1.
     """
-    t_mel = num_samples // hop
-    enc = (t_mel - 1) // 2 // 2
-    return max(1, (enc - 1) // 2 + 1)
+    from a2llm.lalm.encoder import adapter_frames, encoder_frames
+    from a2llm.lalm.frontend import num_mel_frames
+
+    return max(1, int(adapter_frames(encoder_frames(num_mel_frames(num_samples)))))
+
+
+def audio_patch_counts(num_samples: int) -> list[int]:
+    """Patch count of each 25 s chunk of a clip, in order."""
+    from a2llm.lalm.frontend import chunk_spans
+
+    return [num_audio_patches(size) for _, size in chunk_spans(num_samples)]

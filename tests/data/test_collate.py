@@ -5,7 +5,7 @@ import torch
 
 from a2llm.data.collate import IGNORE, SYSTEM_PROMPTS, TASKS, CollatorConfig, FlameQACollator
 from a2llm.lalm.text_tokenizer import train_nano_tokenizer
-from a2llm.lalm.tokens import TokenLayout, num_audio_patches
+from a2llm.lalm.tokens import TokenLayout, audio_patch_counts
 from tests.data.test_format import sample
 
 N_CODES = 40
@@ -37,7 +37,7 @@ def test_every_task_yields_a_batch(collator, task):
         assert ids[first - 1] != L.eot and (ids[:first] == L.bot).sum() >= 2
         if task in ("aqaa", "asr", "repeat"):
             audio = s.question_audio if task != "repeat" else s.response_audio
-            assert int(b.audio_patch_mask[r].sum()) == num_audio_patches(len(audio))
+            assert int(b.audio_patch_mask[r].sum()) == sum(audio_patch_counts(len(audio)))
             assert int(b.input_audio_lengths[r]) == len(audio)
             assert not trained[b.audio_patch_mask[r]].any()
         else:

@@ -1,0 +1,105 @@
+"""A2LLM: parameter counts of the full preset, LoRA merge, save/load, and a few falling-loss training steps."""
+import numpy as np
+import pytest
+import torch
+
+from a2llm.connector import ConnectorConfig
+from a2llm.data.collate import SYSTEM_PROMPTS, FlameQACollator
+from a2llm.data.nano.generate import NanoConfig, make_sample
+from a2llm.data.phones import PHONES
+from a2llm.lalm.text_tokenizer import train_nano_tokenizer
+from a2llm.lalm.tokens import TokenLayout
+from a2llm.model import A2LLM, A2LLMConfig, LoraSettings, count_parameters
+from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
+from a2llm.motion.tokenizer import MotionTokenizer
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_full_preset_counts_match_the_seed():
+    counts = count_parameters(A2LLMConfig.full())
+    assert counts["backbone"] == 8_315_179_264                  # Step-Audio-2-mini, STEP_AUDIO2_FACTS.md
+    assert 0.155e9 < counts["lora"] < 0.165e9                  # seed: ≈ 0.16 B
+    assert 0.115e9 < counts["connector"] < 0.13e9              # seed: ≈ 0.12 B
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    samples = [make_sample(i, NanoConfig(seed=11)) for i in range(6)]
+    texts = [s.question_text for s in samples] + [s.response_text for s in samples] + list(SYSTEM_PROMPTS.values())
+    tok = train_nano_tokenizer(texts + ["hello"] * 3, len(PHONES), vocab_size=200)
+    layout = TokenLayout.from_tokenizer(tok, len(PHONES))
+    cfg = A2LLMConfig.nano(layout.vocab_size)
+    cfg = A2LLMConfig(name="tiny", backbone=cfg.backbone, connector=ConnectorConfig.nano(cfg.backbone.hidden_size),
+                      lora=LoraSettings(r=4, alpha=8, dropout=0.0), rvq=RVQConfig(width=16, latent_dim=16, codebook_size=16))
+    rvq = MotionRVQVAE(cfg.rvq)
+    rvq.train()
+    rvq(torch.from_numpy(np.stack([s.motion[:40] for s in samples])))    # k-means init
+    model = A2LLM(cfg, motion_tokenizer=MotionTokenizer(rvq.eval()))
+    return model, FlameQACollator(tok, layout), samples
+
+
+def test_lora_targets_exactly_the_seven_projections(setup):
+    model, _, _ = setup
+    wrapped = {n.rsplit(".", 1)[-1] for n, m in model.backbone.model.named_modules() if hasattr(m, "lora_A")}
+    assert wrapped == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert not any("lora_" in n for n, _ in model.backbone.encoder.named_parameters())
+
+
+def test_lora_merged_equals_unmerged(setup):
+    model, collate, samples = setup
+    model.eval()
+    for p in model.lora_parameters():                            # non-zero B so LoRA changes the output
+        torch.nn.init.normal_(p, std=0.02)
+    ids = collate(samples[:2], "tqa").input_ids
+    with torch.no_grad():
+        a = model.backbone(ids).logits
+        model.merge_lora()
+        b = model.backbone(ids).logits
+        model.unmerge_lora()
+        c = model.backbone(ids).logits
+        model.reset_lora()                                      # B = 0 again: LoRA is a no-op
+        model.merge_lora()
+        d = model.backbone(ids).logits
+        model.unmerge_lora()
+        e = model.backbone(ids).logits
+    assert torch.allclose(a, b, atol=1e-4) and torch.allclose(a, c, atol=1e-5) and torch.allclose(d, e, atol=1e-5)
+
+
+def test_training_forward_and_falling_loss(setup):
+    model, collate, samples = setup
+    model.train()
+    batch = collate(samples[:4], ["aqaa", "tqa", "tts", "asr"])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    losses = []
+    for _ in range(8):
+        out = model(batch)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(float(out.loss))
+    assert np.isfinite(losses).all() and out.motion_loss > 0 and out.seq_loss > 0
+    assert losses[-1] < 0.8 * losses[0]
+    assert torch.isclose(out.loss, out.seq_loss + model.config.motion_weight * out.motion_loss)
+
+
+def test_save_and_load_round_trip(setup, tmp_path):
+    model, collate, samples = setup
+    model.eval()
+    for p in model.lora_parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    model.save_pretrained(tmp_path / "ckpt")
+    again = A2LLM.from_pretrained(tmp_path / "ckpt")
+    batch = collate(samples[:2], "aqaa")
+    with torch.no_grad():
+        a, b = model(batch), again(batch)
+    assert torch.allclose(a.logits, b.logits, atol=1e-5) and torch.allclose(a.motion_logits, b.motion_logits, atol=1e-5)
+    with pytest.raises(FileNotFoundError, match="a2llm.json"):
+        A2LLM.from_pretrained(tmp_path)
