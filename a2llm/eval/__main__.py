@@ -14,6 +14,7 @@ from collections.abc import Sequence
 #: Modules that each register one subcommand.
 SUBCOMMANDS = (
     "a2llm.eval.motion_cli",
+    "a2llm.eval.tokenizer_cli",
 )
 
 
