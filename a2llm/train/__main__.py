@@ -21,6 +21,20 @@ def _tokenizer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token2wav(args: argparse.Namespace) -> int:
+    from a2llm.checkpoint import update_manifest
+    from a2llm.train.token2wav import TrainConfig, train_token2wav
+    from a2llm.train.tokenizer import with_overrides
+
+    cfg = with_overrides(TrainConfig(), epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed)
+    metrics = train_token2wav(args.data, args.out, cfg, progress=not args.quiet)
+    if args.register:
+        update_manifest(args.register, "detokenizer",
+                        str(Path(args.out).resolve().relative_to(Path(args.register).resolve())))
+    print(f"saved {args.out}: val log-mel L1 {metrics['val_l1']:.3f}, envelope corr {metrics['val_envelope_corr']:.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m a2llm.train", description="Train A²-LLM components.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -37,6 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--register", help="A²-LLM checkpoint folder whose a2llm.json should point at OUT as its rvq part")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(run=_tokenizer)
+    w = sub.add_parser("token2wav", help="train the nano token2wav (phone frames -> mel -> Griffin-Lim)",
+                       description="Train nano token2wav on a FLAME-QA folder: L1 on log-mel, AdamW, validation "
+                                   "each epoch, resumable, HF-style save.")
+    w.add_argument("--data", required=True, help="FLAME-QA folder")
+    w.add_argument("--out", required=True, help="output folder")
+    w.add_argument("--epochs", type=int, help="epochs (default 40)")
+    w.add_argument("--batch", type=int, help="utterances per step (default 16)")
+    w.add_argument("--lr", type=float, help="AdamW learning rate (default 1e-3)")
+    w.add_argument("--seed", type=int, help="seed (default 0)")
+    w.add_argument("--register", help="A²-LLM checkpoint folder whose a2llm.json should point at OUT as its detokenizer")
+    w.add_argument("--quiet", action="store_true", help="no progress bars")
+    w.set_defaults(run=_token2wav)
     args = ap.parse_args(argv)
     try:
         return args.run(args)
