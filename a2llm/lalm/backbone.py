@@ -211,8 +211,9 @@ class StepAudio2Backbone(nn.Module):
                 raise ValueError("audio_patch_mask marks <audio_patch> positions but no input_audio was given")
             return embeds
         if audio_patch_mask is None or audio_patch_mask.shape != input_ids.shape:
+            got = None if audio_patch_mask is None else tuple(audio_patch_mask.shape)
             raise ValueError(f"input_audio needs audio_patch_mask of shape {tuple(input_ids.shape)} "
-                             f"(True at <audio_patch>), got {None if audio_patch_mask is None else tuple(audio_patch_mask.shape)}")
+                             f"(True at <audio_patch>), got {got}")
         if input_audio_lengths is None:
             raise ValueError("input_audio needs input_audio_lengths (samples per clip)")
         frames = self.encode_audio(input_audio, input_audio_lengths)

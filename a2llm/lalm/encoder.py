@@ -49,7 +49,8 @@ class EncoderConfig:
         if self.n_audio_state % self.n_audio_head:
             raise ValueError(f"n_audio_state {self.n_audio_state} is not divisible by n_audio_head {self.n_audio_head}")
         if self.adapter_stride < 1 or self.kernel_size < 1:
-            raise ValueError(f"adapter kernel_size/adapter_stride must be >= 1, got {self.kernel_size}/{self.adapter_stride}")
+            raise ValueError(f"adapter kernel_size and adapter_stride must be >= 1, "
+                             f"got {self.kernel_size} and {self.adapter_stride}")
 
 
 def encoder_frames(mel_frames: torch.Tensor | int) -> torch.Tensor | int:

@@ -2,7 +2,7 @@
 
 A dialogue is a list of :class:`Message` s (roles system / human / assistant; content made of text, audio
 and raw token ids). Each becomes ``<|BOT|>role\\n{content}<|EOT|>``; an audio clip becomes, for each of its
-25 s chunks, ``<audio_start><audio_patch>×n<audio_end>`` (n = ``num_audio_patches`` of the chunk), the
+25 s chunks, ``<audio_start><audio_patch>×n<audio_end>`` (n from ``tokens.audio_patch_counts``), the
 patches to be filled by the adaptor's frames. The reply is opened, not closed: ``<|BOT|>assistant\\n<tts_start>``
 for a spoken reply, ``<|BOT|>assistant\\n`` for a text reply. As in ``a2llm.data.collate``, the role is
 tokenized as ``"role\\n"`` on its own and each text piece on its own.
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from a2llm.lalm.frontend import FrontendConfig, chunk_spans
-from a2llm.lalm.tokens import ROLES, TokenLayout, num_audio_patches
+from a2llm.lalm.frontend import FrontendConfig
+from a2llm.lalm.tokens import ROLES, TokenLayout, audio_patch_counts
 
 REPLIES = ("speech", "text", None)
 
@@ -93,7 +93,7 @@ class PromptBuilder:
     Args:
         tokenizer: a Hugging Face tokenizer holding the special tokens (nano's or Step-Audio-2's).
         layout: its :class:`TokenLayout`.
-        frontend: front-end constants (sample rate, 25 s chunk size).
+        frontend: front-end constants (the sample rate the encoder takes).
     """
 
     def __init__(self, tokenizer, layout: TokenLayout, frontend: FrontendConfig = FrontendConfig()):
@@ -112,8 +112,8 @@ class PromptBuilder:
             raise ValueError(f"{where}: audio must be a non-empty 1-D array, got shape {samples.shape}")
         L = self.layout
         ids: list[int] = []
-        for _, size in chunk_spans(len(samples), self.frontend):
-            ids += [L.audio_start] + [L.audio_patch] * num_audio_patches(size) + [L.audio_end]
+        for n in audio_patch_counts(len(samples)):       # one block per 25 s chunk, as the collator does
+            ids += [L.audio_start] + [L.audio_patch] * n + [L.audio_end]
         return ids, samples
 
     def build(self, messages: Sequence[Message], reply: str | None = "speech") -> Prompt:

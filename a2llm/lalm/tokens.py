@@ -89,7 +89,7 @@ def num_audio_patches(num_samples: int) -> int:
     from a2llm.lalm.encoder import adapter_frames, encoder_frames
     from a2llm.lalm.frontend import num_mel_frames
 
-    return max(1, int(adapter_frames(encoder_frames(num_mel_frames(num_samples)))))
+    return max(0, int(adapter_frames(encoder_frames(num_mel_frames(num_samples)))))
 
 
 def audio_patch_counts(num_samples: int) -> list[int]:
