@@ -84,7 +84,7 @@ def test_training_forward_and_falling_loss(setup):
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-        losses.append(float(out.loss))
+        losses.append(float(out.loss.detach()))
     assert np.isfinite(losses).all() and out.motion_loss > 0 and out.seq_loss > 0
     assert losses[-1] < 0.8 * losses[0]
     assert torch.isclose(out.loss, out.seq_loss + model.config.motion_weight * out.motion_loss)

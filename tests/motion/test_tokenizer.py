@@ -1,5 +1,6 @@
 """Motion tokenizer: shapes, streaming = full decode, checkpoints, loss, and a tiny resumable training run."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,11 +109,13 @@ def test_training_cli_runs_and_resumes(tmp_path):
                                 motion=m, emotion="neutral", split="val" if i < 4 else "train"))
     cmd = [sys.executable, "-m", "a2llm.train", "tokenizer", "--data", str(tmp_path / "data"), "--out",
            str(tmp_path / "tok"), "--batch", "8", "--quiet"]
-    res = subprocess.run(cmd + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}     # tiny model: one thread is faster and never oversubscribes
+    res = subprocess.run(cmd + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
-    res = subprocess.run(cmd + ["--epochs", "2", "--lr", "3e-4"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd + ["--epochs", "2", "--lr", "3e-4"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=env)
     assert res.returncode == 1 and "other training settings" in res.stderr   # refuses to mix settings
-    res = subprocess.run(cmd + ["--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd + ["--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0 and "resuming from epoch 1" in res.stdout
     log = (tmp_path / "tok" / "train_log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,step") and log[2].startswith("2,")
