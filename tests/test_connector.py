@@ -12,15 +12,6 @@ D = 24          # tiny LLM hidden size
 G = 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and two threads on a busy 2-core machine spin for seconds."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**overrides) -> MotionConnector:
     torch.manual_seed(0)
     return MotionConnector(ConnectorConfig.nano(D, **overrides)).eval()

@@ -14,14 +14,6 @@ from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
 from a2llm.motion.tokenizer import MotionTokenizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_full_preset_counts_match_the_seed():
     counts = count_parameters(A2LLMConfig.full())
     assert counts["backbone"] == 8_315_179_264                  # Step-Audio-2-mini, STEP_AUDIO2_FACTS.md

@@ -11,7 +11,6 @@ may grow). The result is saved Hugging Face style (``config.json`` + ``model.saf
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import time
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from a2llm.data import load_flame_qa
 from a2llm.lalm.nano_token2wav import NanoToken2Wav, NanoToken2WavConfig, Token2Mel
+from a2llm.train.log import append_csv
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ def train_token2wav(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig 
             bar.set_postfix(l1=f"{float(loss.detach()):.3f}")
         metrics = {"epoch": epoch + 1, "step": step, "seconds": round(time.perf_counter() - t0, 1),
                    "train_l1": loss_sum / steps_per_epoch, **evaluate(model, val, cfg.batch)}
-        _append_csv(log_path, metrics)
+        append_csv(log_path, metrics)
         if progress:
             print(f"epoch {epoch + 1}: train L1 {metrics['train_l1']:.4f} | val L1 {metrics['val_l1']:.4f}, "
                   f"envelope corr {metrics['val_envelope_corr']:.3f}")
@@ -190,12 +190,3 @@ def _check_same(state: dict, cfg: TrainConfig, model_cfg: NanoToken2WavConfig, p
     if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"} or state["model_config"] != asdict(model_cfg):
         raise ValueError(f"{path} was written with other settings (train {state['train_config']}, model "
                          f"{state['model_config']}); use the same ones (only epochs may grow) or remove it")
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)

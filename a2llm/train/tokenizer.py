@@ -27,6 +27,7 @@ from a2llm.head import load_head
 from a2llm.motion.losses import LossWeights, MotionLoss
 from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
 from a2llm.motion.tokenizer import MotionTokenizer
+from a2llm.train.log import append_csv
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
                "val_param_mse": metrics["param_mse"], "val_mod_mm": metrics["mod_mm"],
                "val_temporal_corr": metrics["temporal_corr"], "val_min_usage": min(metrics["usage"]),
                "val_mean_perplexity": float(np.mean(metrics["perplexity"]))}
-        _append_csv(log_path, row)
+        append_csv(log_path, row)
         print(f"epoch {epoch + 1}: loss {row['train_total']:.4f} | val MOD {metrics['mod_mm']:.3f} mm, "
               f"corr {metrics['temporal_corr']:.4f}, min usage {min(metrics['usage']):.2f}")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1, "step": step,
@@ -164,15 +165,6 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
     (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_curves(log_path, out / "curves.png")
     return metrics
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            w.writeheader()
-        w.writerow(row)
 
 
 def plot_curves(log_path: Path, out_png: Path) -> Path:

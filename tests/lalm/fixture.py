@@ -118,11 +118,3 @@ def write_tiny_step_audio2(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Run a test module single-threaded: on a busy 2-core machine, tiny models spend most of their time in
-    intra-op thread hand-offs (a nano decode step: ~3 ms on one thread, ~30 ms on two)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -7,7 +7,7 @@ from a2llm.lalm.backbone import BackboneConfig, StepAudio2Backbone, count_parame
 from a2llm.lalm.encoder import AudioAdapter, AudioEncoder, EncoderConfig, num_output_frames
 from a2llm.lalm.frontend import LogMelFrontend, chunk_spans, num_mel_frames
 from a2llm.lalm.tokens import audio_patch_counts, num_audio_patches
-from tests.lalm.fixture import one_thread, released_shapes  # noqa: F401  (autouse fixture)
+from tests.lalm.fixture import released_shapes
 
 FULL_TEXT = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                  num_key_value_heads=4, vocab_size=158720)

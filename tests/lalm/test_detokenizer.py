@@ -23,15 +23,6 @@ TINY = NanoToken2WavConfig(channels=32, n_fft=512, win_length=512, n_mels=40, gl
 SPT = 640   # samples per token at 16 kHz / 25 Hz
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # small FFTs and convs: a second thread only adds contention on a busy 2-core machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def detok() -> NanoToken2Wav:
     torch.manual_seed(0)

@@ -5,7 +5,6 @@ import torch
 from transformers import WhisperFeatureExtractor
 
 from a2llm.lalm.frontend import FrontendConfig, LogMelFrontend, chunk_spans, num_mel_frames
-from tests.lalm.fixture import one_thread  # noqa: F401  (autouse fixture)
 
 
 @pytest.fixture(scope="module")

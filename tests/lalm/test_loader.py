@@ -14,7 +14,7 @@ from a2llm.lalm.loader import config_from_json, config_to_json, load_step_audio2
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 from a2llm.lalm.text_tokenizer import train_nano_tokenizer
 from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout
-from tests.lalm.fixture import one_thread, tiny_tensors, write_tiny_step_audio2  # noqa: F401  (autouse fixture)
+from tests.lalm.fixture import tiny_tensors, write_tiny_step_audio2
 from tests.lalm.test_backbone import _check_cached_equals_full
 
 #: config.json of the release as STEP_AUDIO2_FACTS.md gives it.

@@ -9,7 +9,6 @@ from a2llm.lalm.prompt import Audio, Message, PromptBuilder, Tokens
 from a2llm.lalm.text_tokenizer import train_nano_tokenizer
 from a2llm.lalm.tokens import TokenLayout, num_audio_patches
 from tests.data.test_format import sample
-from tests.lalm.fixture import one_thread  # noqa: F401  (autouse fixture)
 
 N_CODES = 40
 
