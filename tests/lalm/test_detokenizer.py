@@ -313,3 +313,21 @@ def test_cosyvoice_adapter_drives_the_package_in_25_plus_3_chunks(tmp_path, monk
     with pytest.raises(RuntimeError, match="one stream cache"):
         a.push(toks[:28])
     assert cosyvoice.looks_like_token2wav_folder(tmp_path / "tw")
+
+
+def test_committed_nano_token2wav_speaks_unseen_answers():
+    """checkpoints/a2llm-nano's token2wav on a freshly generated answer: exact duration, speech where the
+    phones are, near-silence for silence tokens."""
+    from a2llm.data.nano.generate import NanoConfig, make_sample
+    from a2llm.lalm.detokenizer import load_detokenizer
+
+    det = load_detokenizer("nano")
+    s = make_sample(2, NanoConfig(seed=99))
+    pcm = det.decode(s.audio_tokens)
+    assert det.sample_rate == 16000 and len(pcm) == len(s.audio_tokens) * 640
+    frames = pcm[: len(s.audio_tokens) * 640].reshape(-1, 640)
+    ref = s.response_audio[: len(frames) * 640]
+    ref = np.pad(ref, (0, len(frames) * 640 - len(ref))).reshape(-1, 640)
+    env, ref_env = (np.log(np.sqrt((x ** 2).mean(1)) + 1e-4) for x in (frames, ref))
+    assert np.corrcoef(env, ref_env)[0, 1] > 0.8
+    assert np.sqrt((det.decode(np.zeros(50, np.int64)) ** 2).mean()) < 1e-3
