@@ -5,34 +5,49 @@ import argparse
 import sys
 from pathlib import Path
 
+from a2llm.checkpoint import update_manifest
+
+
+def _register(args: argparse.Namespace, part: str, **fields) -> None:
+    """Point ``args.register``'s a2llm.json at ``args.out`` as ``part`` (OUT must lie inside it)."""
+    if args.register:
+        rel = Path(args.out).resolve().relative_to(Path(args.register).resolve())
+        update_manifest(args.register, part, str(rel), **fields)
+
 
 def _tokenizer(args: argparse.Namespace) -> int:
-    from a2llm.checkpoint import update_manifest
     from a2llm.train.tokenizer import TrainConfig, train_tokenizer, with_overrides
 
     cfg = with_overrides(TrainConfig(), epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                          window=args.window)
     metrics = train_tokenizer(args.data, args.out, cfg, progress=not args.quiet)
-    if args.register:
-        update_manifest(args.register, "rvq", str(Path(args.out).resolve().relative_to(Path(args.register).resolve())),
-                        head="open")
+    _register(args, "rvq", head="open")
     print(f"saved {args.out}: val MOD {metrics['mod_mm']:.3f} mm, temporal corr {metrics['temporal_corr']:.4f}, "
           f"codebook usage per level {[round(u, 2) for u in metrics['usage']]}")
     return 0
 
 
 def _token2wav(args: argparse.Namespace) -> int:
-    from a2llm.checkpoint import update_manifest
     from a2llm.train.token2wav import TrainConfig, train_token2wav
     from a2llm.train.tokenizer import with_overrides
 
     cfg = with_overrides(TrainConfig(), epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed)
     metrics = train_token2wav(args.data, args.out, cfg, progress=not args.quiet)
-    if args.register:
-        update_manifest(args.register, "detokenizer",
-                        str(Path(args.out).resolve().relative_to(Path(args.register).resolve())))
+    _register(args, "detokenizer")
     print(f"saved {args.out}: val log-mel L1 {metrics['val_l1']:.3f}, envelope corr {metrics['val_envelope_corr']:.3f}")
     return 0
+
+
+def _common(p: argparse.ArgumentParser, part: str, epochs: int, batch_help: str, lr: str) -> None:
+    """The options every trainer shares (defaults only appear in the help; each trainer's config holds them)."""
+    p.add_argument("--data", required=True, help="FLAME-QA folder (e.g. from python -m a2llm.data.nano)")
+    p.add_argument("--out", required=True, help="output folder (config.json, model.safetensors, log)")
+    p.add_argument("--epochs", type=int, help=f"epochs (default {epochs})")
+    p.add_argument("--batch", type=int, help=batch_help)
+    p.add_argument("--lr", type=float, help=f"AdamW learning rate (default {lr})")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--register", help=f"A²-LLM checkpoint folder whose a2llm.json should point at OUT as its {part} part")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,27 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("tokenizer", help="train the residual motion tokenizer (RVQ-VAE) on a FLAME-QA folder",
                        description="Train the RVQ-VAE motion tokenizer (seed §5.1): AdamW, random 40-frame windows, "
                                    "validation each epoch, resumable (re-run the same command), HF-style save.")
-    t.add_argument("--data", required=True, help="FLAME-QA folder (e.g. from python -m a2llm.data.nano)")
-    t.add_argument("--out", required=True, help="output folder (config.json, model.safetensors, log, curves)")
-    t.add_argument("--epochs", type=int, help="epochs (default 30)")
-    t.add_argument("--batch", type=int, help="windows per step (default 32)")
-    t.add_argument("--lr", type=float, help="AdamW learning rate (default 1e-4)")
+    _common(t, "rvq", epochs=30, batch_help="windows per step (default 32)", lr="1e-4")
     t.add_argument("--window", type=int, help="frames per training window (default 40)")
-    t.add_argument("--seed", type=int, help="seed (default 0)")
-    t.add_argument("--register", help="A²-LLM checkpoint folder whose a2llm.json should point at OUT as its rvq part")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(run=_tokenizer)
     w = sub.add_parser("token2wav", help="train the nano token2wav (phone frames -> mel -> Griffin-Lim)",
                        description="Train nano token2wav on a FLAME-QA folder: L1 on log-mel, AdamW, validation "
                                    "each epoch, resumable, HF-style save.")
-    w.add_argument("--data", required=True, help="FLAME-QA folder")
-    w.add_argument("--out", required=True, help="output folder")
-    w.add_argument("--epochs", type=int, help="epochs (default 40)")
-    w.add_argument("--batch", type=int, help="utterances per step (default 16)")
-    w.add_argument("--lr", type=float, help="AdamW learning rate (default 1e-3)")
-    w.add_argument("--seed", type=int, help="seed (default 0)")
-    w.add_argument("--register", help="A²-LLM checkpoint folder whose a2llm.json should point at OUT as its detokenizer")
-    w.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(w, "detokenizer", epochs=40, batch_help="utterances per step (default 16)", lr="1e-3")
     w.set_defaults(run=_token2wav)
     args = ap.parse_args(argv)
     try:
