@@ -173,7 +173,11 @@ def _hair_weight(th: np.ndarray, ph: np.ndarray) -> np.ndarray:
 # Mesh assembly
 # --------------------------------------------------------------------------------------------------
 def _uv_sphere(center, radius, n_lat: int, n_lon: int, inward: bool = False):
-    """Closed UV sphere facing +z at its first pole... returns (verts [N,3], faces [F,3], polar angle [N])."""
+    """Closed UV sphere whose first pole faces +z (the gaze direction of an eyeball).
+
+    Returns (vertices [N, 3], faces [F, 3], polar angle from +z [N]); ``inward`` flips the faces so
+    the sphere is seen from inside (the mouth cavity).
+    """
     lat = np.linspace(0, np.pi, n_lat + 2)[1:-1]
     lon = np.linspace(-np.pi, np.pi, n_lon, endpoint=False)
     la, lo = np.meshgrid(lat, lon, indexing="ij")
@@ -293,7 +297,7 @@ def _skin(spec: OpenHeadSpec, builder: _Builder):
 
 
 def _rotate_x(rel: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Rotate offsets [N, 3] about +x by per-vertex angles [N] (positive turns +z towards +y... no: -y)."""
+    """Rotate offsets [N, 3] about +x by per-vertex angles [N] (a positive angle turns +z towards -y)."""
     c, s = np.cos(angle), np.sin(angle)
     y = rel[:, 1] * c - rel[:, 2] * s
     z = rel[:, 1] * s + rel[:, 2] * c
@@ -313,7 +317,6 @@ def _lid_fields(V: np.ndarray, skin: dict, spec: OpenHeadSpec):
     for k, (name, side) in enumerate((("eye_left", 1), ("eye_right", -1))):
         c = _eye_center(spec, side)
         r = skin["slit_rows"][name]
-        sl = skin["slit_vertex"][name]
         x_rel = V[idx, 0] - c[0]
         profile = np.sqrt(np.clip(1.0 - (x_rel / spec.eye_half_width) ** 2, 0.0, 1.0))
         y_slit = c[1]
@@ -331,7 +334,6 @@ def _lid_fields(V: np.ndarray, skin: dict, spec: OpenHeadSpec):
         moved = (g_up + g_lo) > 0
         rest[idx[moved]] = c + rest_rel[moved]
         eyelids[k, idx[moved]] = closed_rel[moved] - rest_rel[moved]
-        del sl
     return rest, eyelids
 
 
