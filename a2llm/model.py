@@ -147,26 +147,32 @@ class A2LLM(nn.Module):
                 codes[b, :len(c)] = torch.from_numpy(c)
         return codes.to(batch.input_ids.device)
 
-    def forward(self, batch: Batch) -> A2LLMOutput:
-        """Training pass on a collated FLAME-QA batch."""
+    def forward(self, batch: Batch, motion_weight: float | None = None) -> A2LLMOutput:
+        """Training pass on a collated FLAME-QA batch.
+
+        ``motion_weight`` overrides λ for this call (a curriculum stage's own λ); at 0 the connector is not run.
+        """
+        lam = self.config.motion_weight if motion_weight is None else float(motion_weight)
         out = self.backbone(batch.input_ids, batch.attention_mask, batch.input_audio, batch.input_audio_lengths,
                             batch.audio_patch_mask)
         seq_loss = F.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(),
                                    ignore_index=IGNORE)
         lengths = batch.motion_lengths
-        if int(lengths.max()) == 0:
+        if int(lengths.max()) == 0 or lam == 0:
             zero = out.hidden.sum() * 0
             return A2LLMOutput(seq_loss, seq_loss, zero, out.logits, out.hidden)
         pos = batch.audio_token_positions.clamp(min=0)
         hidden = torch.gather(out.hidden, 1, pos[..., None].expand(-1, -1, out.hidden.shape[-1]))
         motion = self.connector(hidden, self.motion_codes(batch), lengths)
-        loss = seq_loss + self.config.motion_weight * motion.loss
+        loss = seq_loss + lam * motion.loss
         return A2LLMOutput(loss, seq_loss, motion.loss, out.logits, out.hidden, motion.logits)
 
     # --- checkpoints --------------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | Path, backbone_path: str | None = None) -> Path:
+    def save_pretrained(self, folder: str | Path, backbone_path: str | None = None, text_tokenizer=None,
+                        extra_parts: dict[str, str] | None = None) -> Path:
         """Write ``a2llm.json`` and the parts: backbone (unless ``backbone_path`` points at a released
-        Step-Audio-2 folder), lora, connector, rvq."""
+        Step-Audio-2 folder), lora, connector, rvq, and ``text_tokenizer`` (a Hugging Face tokenizer) when
+        given. ``extra_parts`` (e.g. ``{"detokenizer": "token2wav"}``) are recorded as they are."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         parts = {}
@@ -189,6 +195,10 @@ class A2LLM(nn.Module):
         if self.motion_tokenizer is not None:
             self.motion_tokenizer.save_pretrained(folder / "rvq")
             parts["rvq"] = "rvq"
+        if text_tokenizer is not None:
+            text_tokenizer.save_pretrained(str(folder / "tokenizer"))
+            parts["tokenizer"] = "tokenizer"
+        parts.update(extra_parts or {})
         manifest = {"name": self.config.name, "head": self.config.head, "motion_weight": self.config.motion_weight,
                     "parts": parts}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -224,6 +234,25 @@ class A2LLM(nn.Module):
             if getattr(result, "unexpected_keys", None):
                 raise ValueError(f"LoRA weights do not fit the backbone: unexpected {result.unexpected_keys[:5]}")
         return model.eval()
+
+
+def read_manifest(folder: str | Path) -> dict:
+    """The ``a2llm.json`` of a checkpoint folder (clear error when there is none)."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{folder} has no {MANIFEST}: not an A²-LLM checkpoint folder")
+    return json.loads(path.read_text())
+
+
+def load_checkpoint_tokenizer(folder: str | Path):
+    """The text tokenizer a checkpoint was trained with (its ``tokenizer`` part)."""
+    from a2llm.lalm.text_tokenizer import load_text_tokenizer
+
+    parts = read_manifest(folder).get("parts", {})
+    if "tokenizer" not in parts:
+        raise FileNotFoundError(f"{Path(folder) / MANIFEST} names no tokenizer part (train with "
+                                "python -m a2llm.train curriculum, which saves it)")
+    return load_text_tokenizer(Path(folder) / parts["tokenizer"])
 
 
 def _jsonable(d: dict) -> dict:

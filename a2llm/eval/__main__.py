@@ -15,6 +15,7 @@ from collections.abc import Sequence
 SUBCOMMANDS = (
     "a2llm.eval.motion_cli",
     "a2llm.eval.tokenizer_cli",
+    "a2llm.eval.tables",
 )
 
 

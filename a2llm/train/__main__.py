@@ -38,6 +38,37 @@ def _token2wav(args: argparse.Namespace) -> int:
     return 0
 
 
+def _curriculum(args: argparse.Namespace) -> int:
+    from a2llm.train.curriculum import Curriculum, load_config
+
+    cfg = load_config(args.config, data=args.data, out=args.out, rvq=args.rvq)
+    cur = Curriculum(cfg, progress=not args.quiet)
+    final = cur.run(only=args.stage)
+    if not args.stage and cur.is_main:
+        print(f"curriculum finished: the model is {final}")
+    return 0
+
+
+def _audio_only(args: argparse.Namespace) -> int:
+    from a2llm.baselines.audio_only import train_audio_only
+
+    summary = train_audio_only(args.data, args.rvq, args.out, steps=args.steps, batch=args.batch, lr=args.lr,
+                               seed=args.seed, progress=not args.quiet)
+    print(f"saved {args.out}: {summary['steps']} steps in {summary['seconds']:.0f} s")
+    return 0
+
+
+def _nano(args: argparse.Namespace) -> int:
+    from a2llm.train.nano import assemble, load_nano_config, run_nano
+
+    cfg = load_nano_config(args.config, out=args.out, work=args.work, data=args.data, processes=args.processes)
+    if args.assemble_only:
+        assemble(cfg)
+    else:
+        run_nano(cfg, quiet=args.quiet)
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, part: str, epochs: int, batch_help: str, lr: str) -> None:
     """The options every trainer shares (defaults only appear in the help; each trainer's config holds them)."""
     p.add_argument("--data", required=True, help="FLAME-QA folder (e.g. from python -m a2llm.data.nano)")
@@ -64,10 +95,47 @@ def main(argv: list[str] | None = None) -> int:
                                    "each epoch, resumable, HF-style save.")
     _common(w, "detokenizer", epochs=40, batch_help="utterances per step (default 16)", lr="1e-3")
     w.set_defaults(run=_token2wav)
+    c = sub.add_parser("curriculum", help="train backbone + LoRA + connector through the staged curriculum",
+                       description="Run the curriculum of a config file (configs/nano/curriculum.json): pre-training "
+                                   "(nano), stage 1 connector pre-training, stage 2 LoRA reset + joint tuning, stage 3 "
+                                   "affective tuning. Each stage checkpoints and resumes (re-run the same command); "
+                                   "finished stages are skipped. Multi-process: torchrun --nproc_per_node N -m "
+                                   "a2llm.train curriculum ... (docs/NANO.md).")
+    c.add_argument("--config", required=True, help="curriculum JSON (stages inline or as stage JSON files)")
+    c.add_argument("--data", help="override the config's FLAME-QA folder")
+    c.add_argument("--out", help="override the config's output folder")
+    c.add_argument("--rvq", help="override the config's motion tokenizer (checkpoint or rvq folder)")
+    c.add_argument("--stage", help="run only this stage (its init stage must be done)")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(run=_curriculum)
+    a = sub.add_parser("audio-only", help="train the audio-only avatar baseline (speech -> connector -> motion)",
+                       description="Train the FaceFormer-style audio-only baseline: the nano audio encoder on the "
+                                   "answer speech drives the same Motion Connector and motion tokenizer (no LLM).")
+    a.add_argument("--data", required=True, help="FLAME-QA folder")
+    a.add_argument("--rvq", required=True, help="motion tokenizer (checkpoint or rvq folder)")
+    a.add_argument("--out", required=True, help="output folder")
+    a.add_argument("--steps", type=int, default=500, help="optimizer steps (default 500)")
+    a.add_argument("--batch", type=int, default=16, help="answers per step (default 16)")
+    a.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
+    a.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(run=_audio_only)
+    n = sub.add_parser("nano", help="train A²-LLM-nano end to end (one command, resumable)",
+                       description="Corpus, token2wav, motion tokenizer, curriculum (torchrun, N CPU processes), "
+                                   "audio-only baseline, then the checkpoint folder. Every step resumes; finished "
+                                   "steps are skipped (docs/NANO.md).")
+    n.add_argument("--config", default="configs/nano/nano.json", help="pipeline config (default configs/nano/nano.json)")
+    n.add_argument("--data", help="override the FLAME-QA folder")
+    n.add_argument("--work", help="override the working folder (resumable states)")
+    n.add_argument("--out", help="override the checkpoint folder")
+    n.add_argument("--processes", type=int, help="curriculum processes (default 2)")
+    n.add_argument("--assemble-only", action="store_true", help="only (re)build the checkpoint folder from WORK")
+    n.add_argument("--quiet", action="store_true", help="no progress bars")
+    n.set_defaults(run=_nano)
     args = ap.parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,236 @@
+"""``python -m a2llm.eval tables``: the seed's tables 3, 4 and 6 at nano scale, plus TTS PER and AQAA accuracy.
+
+    python -m a2llm.eval tables --checkpoint checkpoints/a2llm-nano [--data data/flame-qa-nano] [--json]
+                                [--limit N] [--figure OUT.png]
+
+On FLAME-QA-nano's test split (voices and templates never seen in training) against the procedural ground truth:
+
+* **table 3** — A²-LLM-nano vs the audio-only avatar (same connector and motion tokenizer, driven by the speech).
+* **table 4** — the curriculum, stage by stage (after stage 1, stage 2, stage 3); the seed's table 4 could not be
+  read here, so this is our reading of "the curriculum's effect", on the same metrics.
+* **table 6** — adapter-only (frozen LLM, only the connector trained) vs joint (the full curriculum).
+
+Motion is generated on the reference answer's timeline: the LLM is fed the reference answer's tokens (as if it had
+spoken them), the connector predicts motion tokens segment by segment from its own earlier predictions, the RVQ
+decoder turns them into FLAME parameters. The audio-only avatar gets the reference answer's speech.
+
+Also: **TTS phone error rate** (answer text -> greedy speech tokens, collapsed, against the espeak-ng phone
+frames) and **AQAA accuracy** (spoken question -> greedy answer text, normalised, equal to the reference answer)
+on questions of seen templates spoken by held-out voices.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from a2llm.eval.metrics import METRIC_INFO, METRIC_KEYS, aggregate, compute_metrics
+
+BATCH = 16
+
+
+def _chunks(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def motion_metrics(motions: list[np.ndarray], samples, head) -> dict[str, float]:
+    """Mean of each metric over samples (``nan`` pairs left out)."""
+    return {k: m for k, (m, _) in aggregate([compute_metrics(p, s.motion, head) for p, s in
+                                             zip(motions, samples)]).items()}
+
+
+def reference_motions(model, tok, samples) -> list[np.ndarray]:
+    from a2llm.generate import Generator
+
+    gen = Generator(model, tok)
+    out = []
+    for chunk in _chunks(samples, BATCH):
+        out += gen.motion_for_reference(chunk, "aqaa")
+    return out
+
+
+def audio_only_motions(avatar, rvq, samples) -> list[np.ndarray]:
+    return [avatar.animate(s.response_audio, s.sample_rate, rvq) for s in samples]
+
+
+def tts_phone_error_rate(model, tok, samples) -> float:
+    """Mean PER of greedy TTS over ``samples`` (answer text in, speech tokens out)."""
+    from a2llm.data.phones import phone_error_rate
+    from a2llm.generate import Generator
+
+    gen, rates = Generator(model, tok), []
+    for chunk in _chunks(samples, BATCH):
+        for a, s in zip(gen.answer(chunk, "tts", with_motion=False), chunk):
+            rates.append(phone_error_rate(a.audio_codes, s.audio_tokens))
+    return float(np.mean(rates))
+
+
+def aqaa_accuracy(model, tok, samples) -> tuple[float, list[dict]]:
+    """Fraction of spoken questions whose greedy answer text equals the reference (normalised)."""
+    from a2llm.generate import Generator, normalise_text
+
+    gen, rows = Generator(model, tok), []
+    for chunk in _chunks(samples, BATCH):
+        for a, s in zip(gen.answer(chunk, "aqaa", with_motion=False), chunk):
+            rows.append({"id": s.id, "question": s.question_text, "reference": s.response_text, "answer": a.text,
+                         "correct": normalise_text(a.text) == normalise_text(s.response_text)})
+    return float(np.mean([r["correct"] for r in rows])), rows
+
+
+def emotion_profile(motions: list[np.ndarray], samples) -> dict[str, dict[str, float]]:
+    """Mean of the semantic upper-face / smile coefficients per emotion of the answer text."""
+    from a2llm.head.open_head import EXPRESSION_NAMES
+
+    names = ("brow_raise", "brow_furrow", "inner_brow_raise", "smile", "mouth_corner_down")
+    cols = {n: EXPRESSION_NAMES.index(n) for n in names}
+    out: dict[str, dict[str, float]] = {}
+    for emo in sorted({s.emotion for s in samples}):
+        ms = [m for m, s in zip(motions, samples) if s.emotion == emo]
+        out[emo] = {n: float(np.mean([m[:, c].mean() for m in ms])) for n, c in cols.items()}
+    return out
+
+
+def plot_emotion(profiles: dict[str, dict], path: Path) -> None:
+    """Grouped bars: per emotion, each system's mean coefficient (one panel per coefficient)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(profiles)
+    emotions = list(next(iter(profiles.values())))
+    coeffs = list(next(iter(next(iter(profiles.values())).values())))
+    fig, axes = plt.subplots(1, len(coeffs), figsize=(3.2 * len(coeffs), 3.4), sharey=False)
+    x = np.arange(len(emotions))
+    w = 0.8 / len(systems)
+    for ax, c in zip(axes, coeffs):
+        for i, sysname in enumerate(systems):
+            ax.bar(x + (i - (len(systems) - 1) / 2) * w, [profiles[sysname][e][c] for e in emotions], w, label=sysname)
+        ax.set_xticks(x, [e[:5] for e in emotions], rotation=45)
+        ax.set_title(c.replace("_", " "))
+        ax.axhline(0, color="k", lw=0.5)
+    axes[0].set_ylabel("mean coefficient")
+    axes[-1].legend(fontsize=7)
+    fig.suptitle("Upper face and smile by the emotion of the answer text (FLAME-QA-nano test split)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_tables(checkpoint: str | Path, data: str | Path, limit: int | None = None, gen_limit: int = 96,
+               figure: str | Path | None = None, progress: bool = True) -> dict:
+    from a2llm.baselines.audio_only import AudioOnlyAvatar
+    from a2llm.head import load_head
+    from a2llm.model import A2LLM, load_checkpoint_tokenizer, read_manifest
+    from a2llm.train.data import MemoryDataset
+
+    checkpoint = Path(checkpoint)
+    manifest = read_manifest(checkpoint)
+    baselines = manifest.get("baselines", {})
+    missing = [b for b in ("audio-only", "adapter-only") if b not in baselines]
+    if missing:
+        raise FileNotFoundError(f"{checkpoint}/a2llm.json lists no {missing} baseline(s): train them with "
+                                "python -m a2llm.train nano")
+    say = print if progress else (lambda *a, **k: None)
+    t0 = time.time()
+    test = MemoryDataset(data, "test").samples
+    samples = test[:limit] if limit else test
+    head = load_head(manifest.get("head", "open"))
+    tok = load_checkpoint_tokenizer(checkpoint)
+    joint = A2LLM.from_pretrained(checkpoint)
+    rvq = joint.motion_tokenizer
+    motions = {}
+    say(f"[tables] {len(samples)} test samples; motion of A²-LLM-nano ...", file=sys.stderr)
+    motions["a2llm-nano"] = reference_motions(joint, tok, samples)
+    say("[tables] audio-only ...", file=sys.stderr)
+    avatar = AudioOnlyAvatar.from_pretrained(checkpoint / baselines["audio-only"])
+    motions["audio-only"] = audio_only_motions(avatar, rvq, samples)
+    say("[tables] adapter-only ...", file=sys.stderr)
+    motions["adapter-only"] = reference_motions(A2LLM.from_pretrained(checkpoint / baselines["adapter-only"]), tok,
+                                                samples)
+    stages = {}
+    for name in ("stage1-connector", "stage2-joint"):
+        if (checkpoint / "training" / name / "a2llm.json").exists():
+            say(f"[tables] {name} ...", file=sys.stderr)
+            stages[name] = reference_motions(A2LLM.from_pretrained(checkpoint / "training" / name), tok, samples)
+    scores = {name: motion_metrics(m, samples, head) for name, m in {**motions, **stages}.items()}
+    table4 = {name: scores[name] for name in stages}
+    table4["stage3-affective"] = scores["a2llm-nano"]
+    result = {
+        "table3": {"a2llm-nano": scores["a2llm-nano"], "audio-only": scores["audio-only"]},
+        "table4": table4,
+        "table6": {"adapter-only": scores["adapter-only"], "joint": scores["a2llm-nano"]},
+        "num_test_samples": len(samples),
+    }
+    say("[tables] TTS phone error rate ...", file=sys.stderr)
+    result["tts_per"] = tts_phone_error_rate(joint, tok, samples[:gen_limit])
+    say("[tables] AQAA accuracy ...", file=sys.stderr)
+    voice = [s for s in test if s.meta.get("holdout") == "voice"][:gen_limit]
+    result["aqaa_accuracy"], rows = aqaa_accuracy(joint, tok, voice)
+    result["aqaa_examples"] = rows[:8]
+    result["num_generated"] = {"tts": min(gen_limit, len(samples)), "aqaa": len(voice)}
+    profiles = {"ground truth": emotion_profile([s.motion for s in samples], samples),
+                "a2llm-nano": emotion_profile(motions["a2llm-nano"], samples),
+                "audio-only": emotion_profile(motions["audio-only"], samples)}
+    result["emotion_profile"] = profiles
+    if figure:
+        plot_emotion(profiles, Path(figure))
+    result["seconds"] = round(time.time() - t0, 1)
+    return result
+
+
+def _fmt(key: str, v: float) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else (
+        f"{v:.1f}" if key == "peak_align_ms" else f"{v:.3f}")
+
+
+def format_table(title: str, rows: dict[str, dict]) -> str:
+    head = f"{'':<18}" + "".join(f"{METRIC_INFO[k].short:>12}" for k in METRIC_KEYS)
+    lines = [title, head] + [f"{name:<18}" + "".join(f"{_fmt(k, r[k]):>12}" for k in METRIC_KEYS)
+                             for name, r in rows.items()]
+    return "\n".join(lines)
+
+
+def format_result(r: dict) -> str:
+    parts = [format_table("Table 3 — A²-LLM-nano vs the audio-only avatar", r["table3"]),
+             format_table("Table 4 — the curriculum, stage by stage", r["table4"]),
+             format_table("Table 6 — adapter-only vs joint training", r["table6"]),
+             f"TTS phone error rate: {100 * r['tts_per']:.1f} % ({r['num_generated']['tts']} answers)",
+             f"AQAA answer accuracy (held-out voices, seen templates): {100 * r['aqaa_accuracy']:.1f} % "
+             f"({r['num_generated']['aqaa']} questions)",
+             f"({r['num_test_samples']} test samples, {r['seconds']:.0f} s)"]
+    return "\n\n".join(parts)
+
+
+def _run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    result = run_tables(args.checkpoint, args.data, limit=args.limit, gen_limit=args.gen_limit, figure=args.figure,
+                        progress=not args.json)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "aqaa_examples"}, indent=2))
+    else:
+        print(format_result(result))
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("tables", help="the seed's tables 3, 4, 6 + TTS PER + AQAA accuracy at nano scale",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default="checkpoints/a2llm-nano", help="A²-LLM checkpoint with baselines")
+    p.add_argument("--data", default="data/flame-qa-nano", help="FLAME-QA folder with a test split")
+    p.add_argument("--limit", type=int, help="use only the first N test samples for the motion tables")
+    p.add_argument("--gen-limit", type=int, default=96, help="questions / answers generated for PER and accuracy")
+    p.add_argument("--figure", help="write the emotion figure (PNG) here")
+    p.add_argument("--save", help="also write the full result (with example answers) as JSON here")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (tiny models run best on 1)")
+    p.add_argument("--json", action="store_true", help="print JSON (keys table3, table4, table6, tts_per, ...)")
+    p.set_defaults(func=_run)

@@ -1,0 +1,144 @@
+"""Whole-turn generation with an A²-LLM, batched: the path evaluation uses (the streaming engine is a2llm.engine).
+
+    gen = Generator(model, text_tokenizer)
+    answers = gen.answer(samples, task="aqaa")             # greedy; text, audio codes, motion per sample
+    motion = gen.motion_for_reference(samples, "aqaa")     # motion on the reference answer's timeline
+
+``answer`` prefills each prompt (everything up to and including ``<tts_start>``), then decodes greedily one
+token per step for all rows at once until each row emits ``<|EOT|>``. The last-layer hidden state of every
+fed audio token is kept: the Motion Connector turns those into motion tokens, the RVQ decoder into FLAME
+parameters, exactly as in training (the state right after the token is fed).
+
+``motion_for_reference`` feeds the *reference* answer (teacher forcing) instead, so the motion is on the
+reference speech's timeline and can be compared frame by frame with the ground truth (tables 3, 4, 6).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from a2llm.data.collate import IGNORE, FlameQACollator
+from a2llm.data.format import FlameQASample
+from a2llm.lalm.tokens import TokenLayout
+
+
+@dataclass
+class Answer:
+    """One generated turn: ``text`` (the answer's text tokens decoded), ``audio_codes`` [n] (25 Hz),
+    ``motion`` [n, 58] (25 fps, same timeline), ``tokens`` (every generated id, in order)."""
+
+    text: str
+    audio_codes: np.ndarray
+    motion: np.ndarray
+    tokens: list[int]
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, letters, digits and single spaces only: the form answer accuracy compares."""
+    out = "".join(c.lower() if c.isalnum() else " " for c in text)
+    return " ".join(out.split())
+
+
+def layout_for(tokenizer) -> TokenLayout:
+    """The token layout of a tokenizer: nano's names its audio codes ``<audio_k>``; otherwise Step-Audio-2's
+    6,561 codes follow the text vocabulary."""
+    num = sum(1 for t in tokenizer.get_vocab() if re.fullmatch(r"<audio_\d+>", t))
+    return TokenLayout.from_tokenizer(tokenizer, num or 6561)
+
+
+class Generator:
+    """Batched greedy generation and reference-timeline motion for one A²-LLM."""
+
+    def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None):
+        self.model, self.tok = model.eval(), text_tokenizer
+        self.layout = layout or layout_for(text_tokenizer)
+        self.collate = FlameQACollator(text_tokenizer, self.layout)
+        if model.motion_tokenizer is None:
+            raise ValueError("this model has no motion tokenizer (rvq part): it cannot produce motion")
+
+    # ------------------------------------------------------------------------------------------ motion
+    def _motion_from_hidden(self, hidden: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
+        """hidden [B, T, d] at audio-token steps -> B motions [T_b, 58] through connector + RVQ decoder."""
+        codes = self.model.connector.generate(hidden, lengths).tokens
+        G = self.model.connector.cfg.group
+        out = []
+        for b, T in enumerate(lengths.tolist()):
+            if T == 0:
+                out.append(np.zeros((0, 58), np.float32))
+                continue
+            out.append(self.model.motion_tokenizer.decode(codes[b, :-(-T // G)].cpu().numpy())[:T])
+        return out
+
+    @torch.no_grad()
+    def motion_for_reference(self, samples: Sequence[FlameQASample], task: str = "aqaa") -> list[np.ndarray]:
+        """Motion for each sample's *reference* answer (fed as if generated): [T, 58] each, T = its frames."""
+        batch = self.collate(list(samples), task)
+        out = self.model.backbone(batch.input_ids, batch.attention_mask, batch.input_audio,
+                                  batch.input_audio_lengths, batch.audio_patch_mask)
+        pos = batch.audio_token_positions.clamp(min=0)
+        hidden = torch.gather(out.hidden, 1, pos[..., None].expand(-1, -1, out.hidden.shape[-1]))
+        return self._motion_from_hidden(hidden, batch.motion_lengths)
+
+    # ------------------------------------------------------------------------------------------ decoding
+    def _prompts(self, samples: Sequence[FlameQASample], task: str):
+        """The collated batch cut to each row's prompt (through <tts_start> for speech tasks)."""
+        batch = self.collate(list(samples), task)
+        first = [int((batch.labels[b] != IGNORE).nonzero()[0]) for b in range(len(samples))]
+        speech = task != "asr"
+        # labels are the tokens themselves: the first answer token is <tts_start> for speech tasks.
+        ends = [f + 1 if speech else f for f in first]
+        L = max(ends)
+        ids = torch.full((len(samples), L), self.layout.pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for b, e in enumerate(ends):
+            ids[b, :e], mask[b, :e] = batch.input_ids[b, :e], 1
+        return ids, mask, batch, ids == self.layout.audio_patch
+
+    @torch.no_grad()
+    def answer(self, samples: Sequence[FlameQASample], task: str = "aqaa", max_new_tokens: int = 400,
+               with_motion: bool = True) -> list[Answer]:
+        """Greedy answers for a batch of samples (their reference answers are not used)."""
+        L = self.layout
+        ids, mask, batch, patch = self._prompts(samples, task)
+        logits, _, state = self.model.backbone.prefill(ids, mask, batch.input_audio, batch.input_audio_lengths, patch)
+        B = len(samples)
+        generated: list[list[int]] = [[] for _ in range(B)]
+        audio_hidden: list[list[torch.Tensor]] = [[] for _ in range(B)]
+        done = torch.zeros(B, dtype=torch.bool)
+        for _ in range(max_new_tokens):
+            nxt = logits.argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, L.pad), nxt)
+            for b in range(B):
+                if not done[b]:
+                    generated[b].append(int(nxt[b]))
+            done |= nxt == L.eot
+            if bool(done.all()):
+                break
+            logits, hidden, state = self.model.backbone.step(nxt[:, None], state)
+            is_audio = L.is_audio(nxt) & ~done
+            for b in is_audio.nonzero().flatten().tolist():
+                audio_hidden[b].append(hidden[b])
+        answers = []
+        lengths = torch.tensor([len(h) for h in audio_hidden])
+        motions = [np.zeros((0, 58), np.float32)] * B
+        if with_motion and int(lengths.max()) > 0:
+            H = torch.zeros(B, int(lengths.max()), hidden.shape[-1])
+            for b, h in enumerate(audio_hidden):
+                if h:
+                    H[b, :len(h)] = torch.stack(h)
+            motions = self._motion_from_hidden(H, lengths)
+        for b in range(B):
+            toks = generated[b]
+            codes = np.array([t - L.audio_offset for t in toks if L.is_audio(t)], np.int64)
+            text_ids = [t for t in toks if t < L.audio_offset and t not in self._specials()]
+            answers.append(Answer(self.tok.decode(text_ids, skip_special_tokens=True).strip(), codes, motions[b], toks))
+        return answers
+
+    def _specials(self) -> set[int]:
+        L = self.layout
+        return {L.endoftext, L.bot, L.eot, L.audio_start, L.audio_end, L.audio_patch, L.tts_start, L.tts_end,
+                L.tts_pad}

@@ -1,0 +1,168 @@
+"""A²-LLM-nano end to end, one command: corpus, token2wav, motion tokenizer, curriculum, baselines, checkpoint.
+
+    python -m a2llm.train nano                      # configs/nano/nano.json -> checkpoints/a2llm-nano
+
+Steps (each resumable, each skipped once done, so re-running the command continues an interrupted run):
+
+1. FLAME-QA-nano into ``data`` (when the folder does not exist).
+2. nano token2wav (``WORK/token2wav``) and the RVQ-VAE motion tokenizer (``WORK/rvq``).
+3. the curriculum (configs/nano/curriculum.json) on ``processes`` CPU processes through torchrun (gloo): on
+   two cores two single-threaded processes train ~1.4x faster than one two-threaded one.
+4. the audio-only baseline (``WORK/audio-only``); the adapter-only baseline is a curriculum stage.
+5. the checkpoint folder ``out``: the final stage's parts, token2wav, baselines/, training/ (logs, curves,
+   times of every step: ``training/summary.json``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from a2llm.checkpoint import MANIFEST
+
+
+@dataclass(frozen=True)
+class NanoConfig:
+    data: str = "data/flame-qa-nano"
+    num_samples: int = 6000
+    work: str = "runs/nano"
+    out: str = "checkpoints/a2llm-nano"
+    curriculum: str = "configs/nano/curriculum.json"
+    token2wav_epochs: int = 8
+    rvq_epochs: int = 8
+    audio_only_steps: int = 500
+    processes: int = 2
+
+
+def load_nano_config(path: str | Path, **overrides) -> NanoConfig:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no nano config at {path}")
+    raw = json.loads(path.read_text())
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(raw) - {f.name for f in fields(NanoConfig)}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    return NanoConfig(**raw)
+
+
+def _run(cmd: list[str], env: dict | None = None) -> float:
+    """Run a step as a subprocess (its own progress bars), raise on failure, return its wall time."""
+    print("$", " ".join(cmd), flush=True)
+    t = time.time()
+    result = subprocess.run(cmd, env={**os.environ, **(env or {})})
+    if result.returncode:
+        raise RuntimeError(f"step failed (exit {result.returncode}): {' '.join(cmd)}")
+    return time.time() - t
+
+
+def _log_seconds(path: Path, column: str = "seconds") -> float:
+    """Sum of an epoch log's per-epoch seconds (the training time a resumed run really spent)."""
+    import csv
+
+    if not path.exists():
+        return 0.0
+    return sum(float(r[column]) for r in csv.DictReader(open(path)))
+
+
+def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
+    py, work, out = sys.executable, Path(cfg.work), Path(cfg.out)
+    work.mkdir(parents=True, exist_ok=True)
+    q = ["--quiet"] if quiet else []
+    wall = {}
+    if not (Path(cfg.data) / "dataset.json").exists():
+        wall["data"] = _run([py, "-m", "a2llm.data.nano", "--out", cfg.data, "--num", str(cfg.num_samples)])
+    wall["token2wav"] = _run([py, "-m", "a2llm.train", "token2wav", "--data", cfg.data, "--out",
+                              str(work / "token2wav"), "--epochs", str(cfg.token2wav_epochs)] + q)
+    wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
+                        "--epochs", str(cfg.rvq_epochs)] + q)
+    launch = [py, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.processes}"] \
+        if cfg.processes > 1 else [py]
+    wall["curriculum"] = _run(launch + ["-m", "a2llm.train", "curriculum", "--config", cfg.curriculum, "--data",
+                                        cfg.data, "--out", str(work / "curriculum"), "--rvq", str(work / "rvq")] + q,
+                              env={"OMP_NUM_THREADS": "1"} if cfg.processes > 1 else None)
+    wall["audio-only"] = _run([py, "-m", "a2llm.train", "audio-only", "--data", cfg.data, "--rvq",
+                               str(work / "rvq"), "--out", str(work / "audio-only"), "--steps",
+                               str(cfg.audio_only_steps)] + q)
+    assemble(cfg, wall)
+    return out
+
+
+def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
+    """Copy the trained parts into the checkpoint folder ``cfg.out`` (without resumable training states)."""
+    from a2llm.train.curriculum import load_config
+
+    work, out = Path(cfg.work), Path(cfg.out)
+    cur = load_config(cfg.curriculum, out=str(work / "curriculum"))
+    final = work / "curriculum" / (cur.final or cur.stages[-1].name)
+    ignore = shutil.ignore_patterns("train_state.pt", "*.tmp")
+    tmp = out.with_name(out.name + ".assembling")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for part in ("backbone", "lora", "connector", "rvq", "tokenizer"):
+        shutil.copytree(final / part, tmp / part, ignore=ignore)
+    for part, src in (("rvq", work / "rvq"), ("token2wav", work / "token2wav")):
+        (tmp / part).mkdir(exist_ok=True)
+        for name in ("config.json", "model.safetensors", "train_log.csv", "val_metrics.json", "curves.png"):
+            if (src / name).exists():
+                shutil.copy2(src / name, tmp / part / name)
+    manifest = json.loads((final / MANIFEST).read_text())
+    manifest["parts"]["detokenizer"] = "token2wav"
+    baselines = {}
+    # Branch stages (other than the final chain) ship their own connector / LoRA over the final backbone.
+    for stage in cur.stages:
+        folder = work / "curriculum" / stage.name
+        if stage.name == final.name or stage.train == "all" or not (folder / "done.json").exists():
+            continue
+        dest = tmp / ("baselines" if stage.name == "adapter-only" else "training") / stage.name
+        dest.mkdir(parents=True)
+        parts = {"backbone": "../../backbone", "rvq": "../../rvq", "tokenizer": "../../tokenizer",
+                 "detokenizer": "../../token2wav", "connector": "connector"}
+        shutil.copytree(folder / "connector", dest / "connector")
+        if stage.train == "lora+connector":
+            shutil.copytree(folder / "lora", dest / "lora")
+            parts["lora"] = "lora"
+        (dest / MANIFEST).write_text(json.dumps({**manifest, "name": f"a2llm-nano/{stage.name}", "parts": parts},
+                                                indent=2) + "\n")
+        if stage.name == "adapter-only":
+            baselines["adapter-only"] = f"baselines/{stage.name}"
+    ao = work / "audio-only"
+    if (ao / "done.json").exists():
+        shutil.copytree(ao, tmp / "baselines" / "audio-only", ignore=ignore)
+        baselines["audio-only"] = "baselines/audio-only"
+    manifest["baselines"] = baselines
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    # training/: every stage's log, curves and summary, and the time spent per step of the pipeline.
+    summary = {"token2wav_s": round(_log_seconds(work / "token2wav" / "train_log.csv"), 1),
+               "rvq_s": round(_log_seconds(work / "rvq" / "train_log.csv"), 1), "stages": {}}
+    for stage in cur.stages:
+        folder = work / "curriculum" / stage.name
+        if (folder / "done.json").exists():
+            dest = tmp / "training" / stage.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for name in ("log.csv", "curves.png", "done.json"):
+                if (folder / name).exists():
+                    shutil.copy2(folder / name, dest / name)
+            summary["stages"][stage.name] = json.loads((folder / "done.json").read_text())["seconds"]
+    if (ao / "done.json").exists():
+        summary["audio_only_s"] = json.loads((ao / "done.json").read_text())["seconds"]
+    summary["total_training_s"] = round(summary["token2wav_s"] + summary["rvq_s"] + sum(summary["stages"].values())
+                                        + summary.get("audio_only_s", 0.0), 1)
+    if wall:
+        summary["wall_s_this_invocation"] = {k: round(v, 1) for k, v in wall.items()}
+    (tmp / "training" / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+    print(f"A²-LLM-nano assembled in {out} (training time {summary['total_training_s'] / 60:.1f} min)")
+    return out

@@ -1,0 +1,111 @@
+"""The curriculum on a tiny corpus: stages, what each trains, LoRA reset, resume, config errors."""
+import json
+
+import pytest
+import torch
+
+from a2llm.model import A2LLM, load_checkpoint_tokenizer
+from a2llm.train.curriculum import Curriculum, StageConfig, configure_trainable, load_config, lr_factor
+from tests.train.conftest import tiny_stages, write_config
+
+
+@pytest.fixture(scope="module")
+def run(tiny_corpus, tiny_rvq, tmp_path_factory):
+    path = write_config(tmp_path_factory.mktemp("cur"), tiny_corpus, tiny_rvq, tiny_stages())
+    cfg = load_config(path)
+    final = Curriculum(cfg, progress=False).run()
+    return cfg, final
+
+
+def _lora(model):
+    return {n: p.detach().clone() for n, p in model.backbone.named_parameters() if "lora_" in n}
+
+
+def _base(model):
+    return {n: p.detach().clone() for n, p in model.backbone.named_parameters() if "lora_" not in n}
+
+
+def test_every_stage_writes_a_loadable_checkpoint_with_logs_and_curves(run):
+    cfg, final = run
+    assert final.name == "stage3"
+    for s in cfg.stages:
+        folder = final.parent / s.name
+        for name in ("a2llm.json", "done.json", "log.csv", "curves.png", "tokenizer/tokenizer.json"):
+            assert (folder / name).exists(), f"{s.name}: {name}"
+        done = json.loads((folder / "done.json").read_text())
+        assert done["steps"] == s.steps and done["ranks_in_sync"] is True
+    model, tok = A2LLM.from_pretrained(final), load_checkpoint_tokenizer(final)
+    assert model.config.backbone.vocab_size >= len(tok)
+    assert model.motion_tokenizer is not None
+
+
+def test_frozen_parts_stay_and_lora_reset_starts_afresh(run):
+    cfg, final = run
+    stages = {s.name: A2LLM.from_pretrained(final.parent / s.name) for s in cfg.stages}
+    pre, s1, s2, ao = stages["pretrain"], stages["stage1"], stages["stage2"], stages["adapter-only"]
+    for other in (s1, s2, stages["stage3"], ao):           # backbone weights trained only in pre-training
+        for k, v in _base(pre).items():
+            assert torch.equal(v, _base(other)[k]), k
+    b1 = {k: v for k, v in _lora(s1).items() if "lora_B" in k}
+    assert all(v.abs().sum() == 0 for v in (x for k, x in _lora(pre).items() if "lora_B" in k))
+    assert any(v.abs().sum() > 0 for v in b1.values()), "stage 1 trained LoRA"
+    a1 = {k: v for k, v in _lora(s1).items() if "lora_A" in k}
+    a2 = {k: v for k, v in _lora(s2).items() if "lora_A" in k}
+    assert all(not torch.allclose(a1[k], a2[k]) for k in a1), "stage 2 re-initialised LoRA"
+    assert all(v.abs().sum() == 0 for k, v in _lora(ao).items() if "lora_B" in k), "adapter-only has no LoRA"
+    c_pre = dict(pre.connector.named_parameters())
+    assert any(not torch.equal(p, c_pre[n]) for n, p in s1.connector.named_parameters())
+
+
+def test_parameter_groups_carry_the_stage_learning_rates(run):
+    _, final = run
+    model = A2LLM.from_pretrained(final)
+    stage = StageConfig(name="x", train="lora+connector", lr_lora=1e-4, lr_connector=1e-5)
+    groups = {g["name"]: g for g in configure_trainable(model, stage)}
+    assert groups["lora"]["lr"] == 1e-4 and groups["connector"]["lr"] == 1e-5 and "backbone" not in groups
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable == {id(p) for g in groups.values() for p in g["params"]}
+    assert not any(p.requires_grad for n, p in model.backbone.named_parameters() if "lora_" not in n)
+    assert lr_factor(0, StageConfig(name="y", steps=100, warmup=10)) == pytest.approx(0.1)
+    assert lr_factor(99, StageConfig(name="y", steps=100, warmup=10)) == pytest.approx(0.1, abs=0.01)
+
+
+def test_an_interrupted_stage_resumes_where_it_stopped(tiny_corpus, tiny_rvq, tmp_path, monkeypatch):
+    """Pre-training has no dropout, so a resumed run must end with exactly the uninterrupted run's weights."""
+    stages = tiny_stages()[:1]
+    whole = load_config(write_config(tmp_path / "a", tiny_corpus, tiny_rvq, stages, final="pretrain"))
+    Curriculum(whole, progress=False).run()
+    part = load_config(write_config(tmp_path / "b", tiny_corpus, tiny_rvq, stages, final="pretrain"))
+    calls = {"n": 0}
+    real = Curriculum.validate
+
+    def crash_on_second_log(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:                    # step 4: after the step-2 state was saved
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Curriculum, "validate", crash_on_second_log)
+    with pytest.raises(KeyboardInterrupt):
+        Curriculum(part, progress=False).run()
+    assert torch.load(tmp_path / "b/out/pretrain/train_state.pt", weights_only=True)["step"] == 2
+    monkeypatch.setattr(Curriculum, "validate", real)
+    Curriculum(part, progress=False).run()
+    a = A2LLM.from_pretrained(tmp_path / "a/out/pretrain").state_dict()
+    b = A2LLM.from_pretrained(tmp_path / "b/out/pretrain").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = (tmp_path / "b/out/pretrain/log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["2", "4"]
+
+
+def test_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="train="):
+        StageConfig(name="x", train="everything")
+    with pytest.raises(ValueError, match="unknown tasks"):
+        StageConfig(name="x", tasks=(("dance", 1.0),))
+    (tmp_path / "c.json").write_text(json.dumps({"data": "d", "out": "o", "rvq": "r", "stages": [{"name": "a"}],
+                                                 "colour": "red"}))
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_config(tmp_path / "c.json")
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.json")
