@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from a2llm.data.collate import IGNORE, FlameQACollator
-from a2llm.data.format import FlameQASample
+from a2llm.data.collate import FlameQACollator
+from a2llm.data.format import FlameQASample, Turn
 from a2llm.lalm.tokens import TokenLayout
 
 
@@ -85,18 +85,9 @@ class Generator:
 
     # ------------------------------------------------------------------------------------------ decoding
     def _prompts(self, samples: Sequence[FlameQASample], task: str):
-        """The collated batch cut to each row's prompt (through <tts_start> for speech tasks)."""
-        batch = self.collate(list(samples), task)
-        first = [int((batch.labels[b] != IGNORE).nonzero()[0]) for b in range(len(samples))]
-        speech = task != "asr"
-        # labels are the tokens themselves: the first answer token is <tts_start> for speech tasks.
-        ends = [f + 1 if speech else f for f in first]
-        L = max(ends)
-        ids = torch.full((len(samples), L), self.layout.pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for b, e in enumerate(ends):
-            ids[b, :e], mask[b, :e] = batch.input_ids[b, :e], 1
-        return ids, mask, batch, ids == self.layout.audio_patch
+        """The prompt batch (through <tts_start> for speech tasks); the samples' answers are not read."""
+        batch = self.collate(list(samples), task, with_answer=False)
+        return batch.input_ids, batch.attention_mask, batch, batch.audio_patch_mask
 
     @torch.no_grad()
     def answer(self, samples: Sequence[FlameQASample], task: str = "aqaa", max_new_tokens: int = 400,
@@ -142,3 +133,17 @@ class Generator:
         L = self.layout
         return {L.endoftext, L.bot, L.eot, L.audio_start, L.audio_end, L.audio_patch, L.tts_start, L.tts_end,
                 L.tts_pad}
+
+
+def question(text: str | None = None, audio: np.ndarray | None = None, sample_rate: int = 16000,
+             context: Sequence[tuple[str, str]] = ()) -> tuple[FlameQASample, str]:
+    """A user turn as a sample the generator takes, and its task: spoken (``audio``, 16 kHz) -> "aqaa",
+    typed (``text``) -> "tqa". ``context``: earlier (role, text) turns, role "human" or "assistant"."""
+    if (text is None) == (audio is None):
+        raise ValueError("give either the typed question (text) or the spoken one (audio), not both")
+    empty = np.zeros(0, np.float32)
+    q_audio = empty if audio is None else np.asarray(audio, np.float32)
+    s = FlameQASample(id="turn", question_text=text or "", question_audio=q_audio, response_text="",
+                      response_audio=empty, sample_rate=sample_rate, motion=np.zeros((0, 58), np.float32),
+                      emotion="neutral", context=[Turn(r, t) for r, t in context])
+    return s, ("aqaa" if audio is not None else "tqa")

@@ -113,7 +113,8 @@ def train_audio_only(data: str | Path, tokenizer_path: str | Path, out: str | Pa
         return json.loads((out / "done.json").read_text())
     torch.manual_seed(seed)
     tok = MotionTokenizer.from_pretrained(tokenizer_path)
-    model = AudioOnlyAvatar()
+    model = AudioOnlyAvatar(AudioOnlyConfig(connector=ConnectorConfig.nano(
+        128, num_quantizers=tok.num_codebooks, codebook_size=tok.cardinality, group=tok.group)))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
     sched = StageConfig(name="audio-only", steps=steps, warmup=50)
     start, elapsed = 0, 0.0

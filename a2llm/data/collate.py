@@ -161,8 +161,9 @@ class FlameQACollator:
         if len(row.motion) != len(audio):
             raise ValueError(f"sample {s.id}: {len(row.motion)} motion frames for {len(audio)} audio tokens")
 
-    def build(self, s: FlameQASample, task: str) -> _Row:
-        """One sample as one subtask's token row."""
+    def build(self, s: FlameQASample, task: str, with_answer: bool = True) -> _Row:
+        """One sample as one subtask's token row; without the answer it is the generation prompt (ending with
+        ``<|BOT|>assistant\\n``, plus ``<tts_start>`` for speech tasks), and the sample needs no response."""
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {TASKS}")
         row = _Row()
@@ -178,7 +179,9 @@ class FlameQACollator:
             self._turn(row, "human", self._text(s.question_text))
         else:  # tts
             self._turn(row, "human", self._text(s.response_text))
-        if task == "asr":
+        if not with_answer:
+            row.add([self.layout.bot] + self._role["assistant"] + ([] if task == "asr" else [self.layout.tts_start]))
+        elif task == "asr":
             self._turn(row, "assistant", self._text(s.question_text), loss=True)
         else:
             self._speech_answer(row, s)
@@ -189,13 +192,14 @@ class FlameQACollator:
         p = np.array([w for _, w in self.config.task_weights], float)
         return list(self.rng.choice(names, size=n, p=p / p.sum()))
 
-    def __call__(self, samples: Sequence[FlameQASample], tasks: Sequence[str] | str | None = None) -> Batch:
+    def __call__(self, samples: Sequence[FlameQASample], tasks: Sequence[str] | str | None = None,
+                 with_answer: bool = True) -> Batch:
         if isinstance(tasks, str):
             tasks = [tasks] * len(samples)
         tasks = list(tasks) if tasks is not None else self.sample_tasks(len(samples))
         if len(tasks) != len(samples):
             raise ValueError(f"{len(tasks)} tasks for {len(samples)} samples")
-        rows = [self.build(s, t) for s, t in zip(samples, tasks)]
+        rows = [self.build(s, t, with_answer) for s, t in zip(samples, tasks)]
         B = len(rows)
         L = max(len(r.ids) for r in rows)
         N = max([len(r.audio) for r in rows if r.audio is not None] + [1])

@@ -156,13 +156,14 @@ def run_tables(checkpoint: str | Path, data: str | Path, limit: int | None = Non
     motions["adapter-only"] = reference_motions(A2LLM.from_pretrained(checkpoint / baselines["adapter-only"]), tok,
                                                 samples)
     stages = {}
-    for name in ("stage1-connector", "stage2-joint"):
-        if (checkpoint / "training" / name / "a2llm.json").exists():
-            say(f"[tables] {name} ...", file=sys.stderr)
-            stages[name] = reference_motions(A2LLM.from_pretrained(checkpoint / "training" / name), tok, samples)
+    for name, sub in manifest.get("curriculum", {}).items():
+        if sub != ".":
+            say(f"[tables] after {name} ...", file=sys.stderr)
+            stages[name] = reference_motions(A2LLM.from_pretrained(checkpoint / sub), tok, samples)
     scores = {name: motion_metrics(m, samples, head) for name, m in {**motions, **stages}.items()}
     table4 = {name: scores[name] for name in stages}
-    table4["stage3-affective"] = scores["a2llm-nano"]
+    final = [n for n, sub in manifest.get("curriculum", {}).items() if sub == "."]
+    table4[final[0] if final else "final"] = scores["a2llm-nano"]
     result = {
         "table3": {"a2llm-nano": scores["a2llm-nano"], "audio-only": scores["audio-only"]},
         "table4": table4,
@@ -192,8 +193,10 @@ def _fmt(key: str, v: float) -> str:
 
 
 def format_table(title: str, rows: dict[str, dict]) -> str:
-    head = f"{'':<18}" + "".join(f"{METRIC_INFO[k].short:>12}" for k in METRIC_KEYS)
-    lines = [title, head] + [f"{name:<18}" + "".join(f"{_fmt(k, r[k]):>12}" for k in METRIC_KEYS)
+    widths = {k: max(10, len(METRIC_INFO[k].short) + 2) for k in METRIC_KEYS}
+    name_w = max([18] + [len(n) + 2 for n in rows])
+    head = " " * name_w + "".join(f"{METRIC_INFO[k].short:>{widths[k]}}" for k in METRIC_KEYS)
+    lines = [title, head] + [f"{name:<{name_w}}" + "".join(f"{_fmt(k, r[k]):>{widths[k]}}" for k in METRIC_KEYS)
                              for name, r in rows.items()]
     return "\n".join(lines)
 

@@ -240,15 +240,21 @@ class Curriculum:
         from a2llm.motion.tokenizer import MotionTokenizer
 
         rvq = MotionTokenizer.from_pretrained(self.cfg.rvq)
+        # The connector predicts the tokenizer's codes: its levels, codebook size and group come from it.
+        codes = dict(num_quantizers=rvq.num_codebooks, codebook_size=rvq.cardinality, group=rvq.group)
         if self.cfg.preset == "nano":
-            cfg = dataclasses.replace(A2LLMConfig.nano(self.layout.vocab_size), rvq=rvq.config)
+            cfg = A2LLMConfig.nano(self.layout.vocab_size)
+            cfg = dataclasses.replace(cfg, rvq=rvq.config, connector=dataclasses.replace(cfg.connector, **codes))
             return A2LLM(cfg, rvq)
         from a2llm.lalm.loader import load_step_audio2
 
         if not self.cfg.backbone:
             raise ValueError("a full-size curriculum needs 'backbone': the Step-Audio-2-mini folder")
         backbone, _ = load_step_audio2(self.cfg.backbone)
-        cfg = dataclasses.replace(A2LLMConfig.full(), backbone=backbone.config, rvq=rvq.config)
+        cfg = A2LLMConfig.full()
+        cfg = dataclasses.replace(cfg, backbone=backbone.config, rvq=rvq.config,
+                                  connector=dataclasses.replace(cfg.connector, d_llm=backbone.config.hidden_size,
+                                                                **codes))
         return A2LLM(cfg, rvq, backbone=backbone)
 
     def load_stage_model(self, name: str):
@@ -351,7 +357,11 @@ class Curriculum:
         if acc.is_main_process:
             model = acc.unwrap_model(wrapped)
             model.eval()
-            model.save_pretrained(folder, text_tokenizer=self.tokenizer, extra_parts=self._extra_parts(folder))
+            # Full size: a stage that leaves the backbone frozen points at the released folder, not a 16 GB copy.
+            keep = os.path.relpath(Path(self.cfg.backbone).resolve(), folder.resolve()) \
+                if self.cfg.backbone and stage.train != "all" else None
+            model.save_pretrained(folder, backbone_path=keep, text_tokenizer=self.tokenizer,
+                                  extra_parts=self._extra_parts(folder))
             _plot_stage(folder)
             (folder / "done.json").write_text(json.dumps(summary, indent=2) + "\n")
         acc.wait_for_everyone()

@@ -113,7 +113,7 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
                 shutil.copy2(src / name, tmp / part / name)
     manifest = json.loads((final / MANIFEST).read_text())
     manifest["parts"]["detokenizer"] = "token2wav"
-    baselines = {}
+    baselines, curriculum = {}, {}
     # Branch stages (other than the final chain) ship their own connector / LoRA over the final backbone.
     for stage in cur.stages:
         folder = work / "curriculum" / stage.name
@@ -131,11 +131,14 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
                                                 indent=2) + "\n")
         if stage.name == "adapter-only":
             baselines["adapter-only"] = f"baselines/{stage.name}"
+        else:
+            curriculum[stage.name] = f"training/{stage.name}"
     ao = work / "audio-only"
     if (ao / "done.json").exists():
         shutil.copytree(ao, tmp / "baselines" / "audio-only", ignore=ignore)
         baselines["audio-only"] = "baselines/audio-only"
     manifest["baselines"] = baselines
+    manifest["curriculum"] = {**curriculum, final.name: "."}      # table 4: the model after each stage
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     # training/: every stage's log, curves and summary, and the time spent per step of the pipeline.
     summary = {"token2wav_s": round(_log_seconds(work / "token2wav" / "train_log.csv"), 1),

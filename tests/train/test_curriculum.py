@@ -6,15 +6,13 @@ import torch
 
 from a2llm.model import A2LLM, load_checkpoint_tokenizer
 from a2llm.train.curriculum import Curriculum, StageConfig, configure_trainable, load_config, lr_factor
-from tests.train.conftest import tiny_stages, write_config
+from tests.nano_fixture import tiny_stages, write_config
 
 
 @pytest.fixture(scope="module")
-def run(tiny_corpus, tiny_rvq, tmp_path_factory):
-    path = write_config(tmp_path_factory.mktemp("cur"), tiny_corpus, tiny_rvq, tiny_stages())
-    cfg = load_config(path)
-    final = Curriculum(cfg, progress=False).run()
-    return cfg, final
+def run(tiny_run):
+    cfg, out, _ = tiny_run
+    return cfg, out / cfg.final
 
 
 def _lora(model):

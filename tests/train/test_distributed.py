@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from a2llm.model import A2LLM
-from tests.train.conftest import ROOT, tiny_stages, write_config
+from tests.nano_fixture import ROOT, tiny_stages, write_config
 
 
 def test_two_gloo_processes_stay_in_sync(tiny_corpus, tiny_rvq, tmp_path):

@@ -1,34 +1,8 @@
-"""A tiny FLAME-QA-nano corpus, a random motion tokenizer and a tiny curriculum config, shared by the train tests."""
+"""Helpers for tests that train tiny curricula: stage lists and config files."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-import torch
-
-from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
-from a2llm.motion.tokenizer import MotionTokenizer
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nano-corpus")
-    res = subprocess.run([sys.executable, "-m", "a2llm.data.nano", "--out", str(out), "--num", "60", "--seed", "7"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
-    return out
-
-
-@pytest.fixture(scope="session")
-def tiny_rvq(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("rvq")
-    MotionTokenizer(MotionRVQVAE(RVQConfig(width=16, num_res_blocks=1, dilations=(1,), latent_dim=16,
-                                           codebook_size=16))).save_pretrained(folder)
-    return folder
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_stages(**pretrain) -> list[dict]:
@@ -52,7 +26,8 @@ def write_config(folder: Path, corpus: Path, rvq: Path, stages: list[dict], **ex
         (folder / f"{s['name']}.json").write_text(json.dumps(s))
         names.append(f"{s['name']}.json")
     cfg = {"data": str(corpus), "out": str(folder / "out"), "rvq": str(rvq), "tokenizer_vocab": 300,
-           "final": "stage3", "stages": names, **extra}
+           "final": "stage3", "stages": names}
+    cfg.update(extra)
     path = folder / "curriculum.json"
     path.write_text(json.dumps(cfg))
     return path

@@ -1,0 +1,43 @@
+"""Batched greedy generation: batch = one by one, prompts never read the answer, motion on the right timeline."""
+import numpy as np
+import pytest
+
+from a2llm.data import load_flame_qa
+from a2llm.generate import Generator, normalise_text, question
+from a2llm.model import A2LLM, load_checkpoint_tokenizer
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_run):
+    ckpt = tiny_run[2]
+    return Generator(A2LLM.from_pretrained(ckpt), load_checkpoint_tokenizer(ckpt))
+
+
+def test_a_batch_decodes_like_each_row_alone(gen, tiny_corpus):
+    samples = [load_flame_qa(tiny_corpus, "test")[i] for i in range(3)]
+    together = gen.answer(samples, "aqaa", max_new_tokens=12)
+    for s, a in zip(samples, together):
+        alone = gen.answer([s], "aqaa", max_new_tokens=12)[0]
+        assert alone.tokens == a.tokens
+        np.testing.assert_allclose(alone.motion, a.motion, atol=1e-5)
+        assert len(a.motion) == len(a.audio_codes)
+
+
+def test_reference_motion_has_the_reference_frames(gen, tiny_corpus):
+    samples = [load_flame_qa(tiny_corpus, "test")[i] for i in range(2)]
+    for m, s in zip(gen.motion_for_reference(samples), samples):
+        assert m.shape == s.motion.shape and np.isfinite(m).all()
+
+
+def test_typed_and_spoken_questions_need_no_reference(gen, tiny_corpus):
+    s = load_flame_qa(tiny_corpus, "test")[0]
+    typed, task = question(text="How was the concert?")
+    assert task == "tqa" and len(gen.answer([typed], task, max_new_tokens=4)[0].tokens) == 4
+    spoken, task = question(audio=s.question_audio)
+    assert task == "aqaa" and gen.answer([spoken], task, max_new_tokens=3)[0].tokens
+    with pytest.raises(ValueError, match="either"):
+        question(text="hi", audio=s.question_audio)
+
+
+def test_normalise_text():
+    assert normalise_text("Haha, it was wonderful!  I loved it.") == "haha it was wonderful i loved it"
