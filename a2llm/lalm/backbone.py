@@ -286,6 +286,31 @@ class StepAudio2Backbone(nn.Module):
         return logits, out.hidden, DecodeState(out.past_key_values, mask, mask.sum(-1))
 
     @torch.no_grad()
+    def extend(self, state: DecodeState, input_ids: torch.Tensor, input_audio: torch.Tensor | None = None,
+               input_audio_lengths: torch.Tensor | None = None, audio_patch_mask: torch.Tensor | None = None,
+               inputs_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
+        """Append several tokens (e.g. the next dialogue turn) to an open decode state, in one pass.
+
+        Args:
+            state: from :meth:`prefill`, :meth:`step` or an earlier ``extend``; updated in place.
+            input_ids: [B, n] the new tokens (no padding); audio arguments as in :meth:`embed`.
+            inputs_embeds: [B, n, d] precomputed embeddings (then the other inputs are not embedded again).
+
+        Returns:
+            logits [B, V] after the last new token, hidden [B, n, d] of the new tokens, and the state.
+        """
+        B, n = input_ids.shape
+        if state.attention_mask.shape[0] != B:
+            raise ValueError(f"the state holds {state.attention_mask.shape[0]} rows, got {B}")
+        embeds = inputs_embeds if inputs_embeds is not None else \
+            self.embed(input_ids, input_audio, input_audio_lengths, audio_patch_mask)
+        mask = torch.cat([state.attention_mask, state.attention_mask.new_ones(B, n)], dim=1)
+        positions = state.next_position[:, None] + torch.arange(n, device=input_ids.device)[None]
+        out = self.decode(embeds, mask, position_ids=positions, past_key_values=state.cache, use_cache=True)
+        state.attention_mask, state.next_position = mask, state.next_position + n
+        return out.logits[:, -1], out.hidden, state
+
+    @torch.no_grad()
     def step(self, token_ids: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, torch.Tensor, DecodeState]:
         """Feed one token per row.
 

@@ -1,0 +1,267 @@
+"""The streaming engine: one generator per dialogue turn, yielding text, speech and motion as they are made.
+
+    engine = Engine.from_checkpoint("checkpoints/a2llm-nano")
+    for event in engine.turn(audio=pcm_16k):          # or engine.turn(text="How was the concert?")
+        ...                                            # TextDelta | AudioChunk | MotionChunk, then TurnMetrics
+    engine.cancel()                                    # barge-in (from another thread): stops within one step
+    engine.reset()                                     # forget the dialogue
+
+Per turn: the new messages (system prompt on the first turn, then the user's turn, the assistant's reply opened
+with ``<tts_start>``) are embedded — the audio encoder runs here — and appended to the KV cache that holds the
+dialogue so far (one prefill pass). Then greedy decoding, one token per step: every audio token's last-layer
+hidden state goes to the Motion Connector, which turns each segment of S motion tokens' worth of hidden states
+(S * 5 audio tokens) into RVQ codes as soon as the segment is complete; the motion tokenizer's causal decoder
+turns them into frames (a :class:`MotionChunk`). Audio tokens are pushed to the detokenizer's stream, which
+returns speech in chunks. The reply's closing tokens are fed at the start of the next turn, so a turn ends as
+soon as the model emits ``<|EOT|>``.
+
+Clocks: ``t_ms`` and TTFT/TTFA are wall time since :meth:`Engine.turn` was called (the input has ended). Time
+the caller spends between events is not charged to the engine's stages nor to its overhead ratio.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from a2llm.data.collate import SYSTEM_PROMPTS
+from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
+from a2llm.generate import layout_for
+from a2llm.lalm.backbone import DecodeState
+from a2llm.lalm.prompt import Audio, Message, PromptBuilder
+
+STAGES = ("encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine options.
+
+    Attributes:
+        max_new_tokens: decode steps per turn at most (text + audio tokens).
+        segment_tokens: motion tokens per connector segment (S; None: the connector's own, the trained one).
+            A segment needs S * 5 audio tokens (S * 0.2 s of speech) before it can run: smaller S, earlier
+            first motion.
+        device: "cuda" / "cpu" / None (CUDA when available).
+        bf16: run the backbone and connector in bfloat16 on CUDA (None: yes on CUDA, no on CPU).
+        system_prompt: the system turn opening every dialogue.
+    """
+
+    max_new_tokens: int = 800
+    segment_tokens: int | None = None
+    device: str | None = None
+    bf16: bool | None = None
+    system_prompt: str = SYSTEM_PROMPTS["aqaa"]
+
+
+class _Clock:
+    """Per-stage milliseconds of one turn, plus the time spent outside the engine (in the caller)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.stages = dict.fromkeys(STAGES, 0.0)
+        self.outside = 0.0
+
+    def now_ms(self) -> float:
+        return 1000 * (time.perf_counter() - self.start)
+
+    def add(self, stage: str, t0: float) -> float:
+        t1 = time.perf_counter()
+        self.stages[stage] = self.stages.get(stage, 0.0) + 1000 * (t1 - t0)
+        return t1
+
+
+class Engine:
+    """Streaming turns over one A²-LLM, its text tokenizer and a detokenizer."""
+
+    def __init__(self, model, tokenizer, detokenizer, config: EngineConfig = EngineConfig()):
+        self.cfg = config
+        self.device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        bf16 = config.bf16 if config.bf16 is not None else self.device.type == "cuda"
+        self.dtype = torch.bfloat16 if bf16 else torch.float32
+        if model.motion_tokenizer is None:
+            raise ValueError("the model has no motion tokenizer (rvq part): the engine cannot make motion")
+        self.model = model.eval()
+        self.backbone = model.backbone.to(self.device, self.dtype)
+        self.backbone.rebuild_buffers(self.device)
+        connector = model.connector.to(self.device, self.dtype)
+        if config.segment_tokens is not None and config.segment_tokens != connector.cfg.segment_tokens:
+            connector = copy.copy(connector)           # same weights, another segment length
+            connector.cfg = replace(connector.cfg, segment_tokens=config.segment_tokens)
+        self.connector = connector
+        self.tok, self.layout = tokenizer, layout_for(tokenizer)
+        self.prompts = PromptBuilder(tokenizer, self.layout)
+        self.detok = detokenizer
+        self.motion_decoder = model.motion_tokenizer.streaming()
+        self._cancel = threading.Event()
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path, config: EngineConfig = EngineConfig()) -> "Engine":
+        from a2llm.lalm.detokenizer import load_detokenizer
+        from a2llm.model import A2LLM, load_checkpoint_tokenizer
+
+        return cls(A2LLM.from_pretrained(folder), load_checkpoint_tokenizer(folder), load_detokenizer(folder), config)
+
+    # ------------------------------------------------------------------------------------------ dialogue
+    def reset(self) -> None:
+        """Forget the dialogue (KV cache and history)."""
+        self.state: DecodeState | None = None
+        self.history: list[tuple[str, str]] = []
+        self._pending: list[int] = []           # closing tokens of the last reply, fed with the next turn
+
+    def cancel(self) -> None:
+        """Stop the running turn (barge-in); safe from any thread. The turn ends within one decode step."""
+        self._cancel.set()
+
+    @property
+    def context_tokens(self) -> int:
+        """Tokens in the KV cache (the dialogue so far)."""
+        return 0 if self.state is None else int(self.state.attention_mask.shape[1])
+
+    # ------------------------------------------------------------------------------------------ one turn
+    def _prompt(self, audio: np.ndarray | None, text: str | None, sample_rate: int):
+        if (audio is None) == (text is None):
+            raise ValueError("a turn takes either audio (the user's speech) or text (a typed message)")
+        if text is not None and not text.strip():
+            raise ValueError("the typed message is empty")
+        messages = [] if self.state is not None else [Message("system", self.cfg.system_prompt)]
+        messages.append(Message("human", Audio(np.asarray(audio, np.float32), sample_rate) if audio is not None
+                                else text))
+        prompt = self.prompts.build(messages, reply="speech")
+        ids = torch.cat([torch.tensor(self._pending, dtype=torch.long), prompt.input_ids])[None]
+        return ids, prompt
+
+    @torch.no_grad()
+    def _open(self, ids: torch.Tensor, prompt, clock: _Clock) -> torch.Tensor:
+        """Embed (encoder) and append the new tokens to the cache (prefill); returns the next-token logits."""
+        t = time.perf_counter()
+        ids = ids.to(self.device)
+        mask = torch.cat([torch.zeros(len(self._pending), dtype=torch.bool), prompt.audio_patch_mask])[None]
+        if prompt.audios:
+            audio = torch.from_numpy(prompt.audios[0])[None, None].to(self.device)
+            embeds = self.backbone.embed(ids, audio, torch.tensor([[audio.shape[-1]]], device=self.device),
+                                         mask.to(self.device))
+        else:
+            embeds = self.backbone.embed(ids)
+        t = clock.add("encoder", t)
+        if self.state is None:
+            cache = DynamicCache(config=self.backbone.model.config)
+            out = self.backbone.decode(embeds, torch.ones_like(ids), past_key_values=cache, use_cache=True)
+            self.state = DecodeState(out.past_key_values, torch.ones_like(ids), torch.tensor([ids.shape[1]],
+                                                                                              device=self.device))
+            logits = out.logits[:, -1]
+        else:
+            logits, _, self.state = self.backbone.extend(self.state, ids, inputs_embeds=embeds)
+        clock.add("prefill", t)
+        return logits
+
+    def turn(self, audio: np.ndarray | None = None, text: str | None = None,
+             sample_rate: int = 16000) -> Iterator[Event]:
+        """Generate the reply to one user turn (speech at 16 kHz, or typed text), streaming its events."""
+        clock = _Clock()
+        self._cancel.clear()
+        ids, prompt = self._prompt(audio, text, sample_rate)
+        logits = self._open(ids, prompt, clock)
+        self._pending = []
+        self.history.append(("human", text if text is not None else "<speech>"))
+        yield from self._decode(logits, clock)
+
+    def _emit(self, clock: _Clock, event: Event) -> Iterator[Event]:
+        """Yield an event and keep the caller's time out of the engine's accounts."""
+        t = time.perf_counter()
+        yield event
+        clock.outside += time.perf_counter() - t
+
+    @torch.no_grad()
+    def _decode(self, logits: torch.Tensor, clock: _Clock) -> Iterator[Event]:
+        L, cfg = self.layout, self.connector.cfg
+        seg_frames = cfg.segment_tokens * cfg.group
+        stream = self.connector.streaming(batch_size=1)
+        self.motion_decoder.reset()
+        speech = self.detok.stream()
+        text_ids: list[int] = []
+        text_out = ""
+        hidden_buf: list[torch.Tensor] = []
+        codes = frames_out = audio_pos = 0
+        sr = self.detok.sample_rate
+        ttft = ttfa = float("nan")
+        in_speech, ended, steps = True, False, 0
+        for steps in range(1, self.cfg.max_new_tokens + 1):
+            if self._cancel.is_set():
+                break
+            t = time.perf_counter()
+            nxt = int(logits[0].argmax())
+            if nxt == L.eot:
+                ended = True
+                clock.add("decode", t)
+                break
+            logits, hidden, self.state = self.backbone.step(torch.tensor([[nxt]], device=self.device), self.state)
+            clock.add("decode", t)
+            if L.is_audio(nxt):
+                codes += 1
+                if codes == 1:
+                    ttft = clock.now_ms()
+                t = time.perf_counter()
+                chunks = speech.push([nxt - L.audio_offset])
+                clock.add("detokenizer", t)
+                for pcm in chunks:
+                    yield from self._emit(clock, AudioChunk(pcm, audio_pos / sr, sr, clock.now_ms()))
+                    audio_pos += len(pcm)
+                hidden_buf.append(hidden)
+                if len(hidden_buf) == seg_frames:
+                    frames = self._motion(stream, hidden_buf, clock)
+                    hidden_buf = []
+                    if frames_out == 0:
+                        ttfa = clock.now_ms()
+                    yield from self._emit(clock, MotionChunk(frames, frames_out, clock.now_ms()))
+                    frames_out += len(frames)
+            elif nxt == L.tts_end:
+                in_speech = False
+            elif nxt not in (L.bot, L.tts_start, L.tts_pad, L.audio_start, L.audio_end, L.audio_patch, L.pad):
+                text_ids.append(nxt)
+                full = self.tok.decode(text_ids, skip_special_tokens=True)
+                if full.startswith(text_out) and len(full) > len(text_out):
+                    delta, text_out = full[len(text_out):], full
+                    yield from self._emit(clock, TextDelta(delta, clock.now_ms()))
+        cancelled = not ended
+        # Close the reply in the cache at the start of the next turn, the way training sequences close it.
+        self._pending = ([L.tts_end] if in_speech and cancelled else []) + [L.eot]
+        if hidden_buf:                                   # the last, shorter segment
+            frames = self._motion(stream, hidden_buf, clock)[:codes - frames_out]
+            if frames_out == 0:
+                ttfa = clock.now_ms()
+            yield from self._emit(clock, MotionChunk(frames, frames_out, clock.now_ms()))
+            frames_out += len(frames)
+        t = time.perf_counter()
+        tail = speech.flush() if codes else np.zeros(0, np.float32)
+        clock.add("detokenizer", t)
+        if len(tail):
+            yield from self._emit(clock, AudioChunk(tail, audio_pos / sr, sr, clock.now_ms()))
+        text = self.tok.decode(text_ids, skip_special_tokens=True).strip()
+        self.history.append(("assistant", text))
+        wall = clock.now_ms()
+        busy = wall - 1000 * clock.outside
+        speech_s = codes / 25
+        stage_sum = sum(clock.stages.values())
+        yield TurnMetrics(ttft_ms=ttft, ttfa_ms=ttfa, rtf=busy / 1000 / speech_s if codes else float("nan"),
+                          wall_ms=wall, speech_s=speech_s, stages=dict(clock.stages), decode_tokens=steps,
+                          overhead_ratio=busy / stage_sum if stage_sum else float("nan"), cancelled=cancelled,
+                          text=text)
+
+    def _motion(self, stream, hidden_buf: list[torch.Tensor], clock: _Clock) -> np.ndarray:
+        """One connector segment: hidden states [F, d] -> RVQ codes -> motion frames [F', 58] (float32)."""
+        t = time.perf_counter()
+        h = torch.stack(hidden_buf, 1).to(self.connector.proj.weight.dtype)       # [1, F, d]
+        codes = stream.step(h)[0]
+        t = clock.add("connector", t)
+        frames = self.motion_decoder.step(codes.cpu()).float().numpy()
+        clock.add("tokenizer_decode", t)
+        return frames
