@@ -52,6 +52,8 @@ class EngineConfig:
         device: "cuda" / "cpu" / None (CUDA when available).
         bf16: run the backbone and connector in bfloat16 on CUDA (None: yes on CUDA, no on CPU).
         system_prompt: the system turn opening every dialogue.
+        force_audio_tokens: benchmarks: every step picks the best *audio* token and the reply is exactly this
+            many audio tokens long (no text), whatever the model would have said.
     """
 
     max_new_tokens: int = 800
@@ -59,6 +61,11 @@ class EngineConfig:
     device: str | None = None
     bf16: bool | None = None
     system_prompt: str = SYSTEM_PROMPTS["aqaa"]
+    force_audio_tokens: int | None = None
+
+    def __post_init__(self):
+        if self.force_audio_tokens is not None and self.force_audio_tokens < 1:
+            raise ValueError("force_audio_tokens must be a positive number of audio tokens (or None)")
 
 
 class _Clock:
@@ -116,6 +123,8 @@ class Engine:
         self.state: DecodeState | None = None
         self.history: list[tuple[str, str]] = []
         self._pending: list[int] = []           # closing tokens of the last reply, fed with the next turn
+        self.dialogue_ids: list[int] = []       # every token in the KV cache, in order (inspection, tests)
+        self.dialogue_audio: list[np.ndarray] = []   # the user's clips, in order
 
     def cancel(self) -> None:
         """Stop the running turn (barge-in); safe from any thread. The turn ends within one decode step."""
@@ -170,6 +179,8 @@ class Engine:
         self._cancel.clear()
         ids, prompt = self._prompt(audio, text, sample_rate)
         logits = self._open(ids, prompt, clock)
+        self.dialogue_ids += ids[0].tolist()
+        self.dialogue_audio += prompt.audios
         self._pending = []
         self.history.append(("human", text if text is not None else "<speech>"))
         yield from self._decode(logits, clock)
@@ -193,18 +204,25 @@ class Engine:
         codes = frames_out = audio_pos = 0
         sr = self.detok.sample_rate
         ttft = ttfa = float("nan")
-        in_speech, ended, steps = True, False, 0
-        for steps in range(1, self.cfg.max_new_tokens + 1):
+        in_speech, ended, decoded = True, False, 0
+        force = self.cfg.force_audio_tokens
+        audio_slice = slice(L.audio_offset, L.audio_offset + L.num_audio_codes)
+        for _ in range(self.cfg.max_new_tokens if force is None else force + 1):
             if self._cancel.is_set():
                 break
             t = time.perf_counter()
-            nxt = int(logits[0].argmax())
+            if force is None:
+                nxt = int(logits[0].argmax())
+            else:
+                nxt = L.eot if codes == force else L.audio_offset + int(logits[0, audio_slice].argmax())
             if nxt == L.eot:
                 ended = True
                 clock.add("decode", t)
                 break
             logits, hidden, self.state = self.backbone.step(torch.tensor([[nxt]], device=self.device), self.state)
             clock.add("decode", t)
+            decoded += 1
+            self.dialogue_ids.append(nxt)
             if L.is_audio(nxt):
                 codes += 1
                 if codes == 1:
@@ -252,7 +270,7 @@ class Engine:
         speech_s = codes / 25
         stage_sum = sum(clock.stages.values())
         yield TurnMetrics(ttft_ms=ttft, ttfa_ms=ttfa, rtf=busy / 1000 / speech_s if codes else float("nan"),
-                          wall_ms=wall, speech_s=speech_s, stages=dict(clock.stages), decode_tokens=steps,
+                          wall_ms=wall, speech_s=speech_s, stages=dict(clock.stages), decode_tokens=decoded,
                           overhead_ratio=busy / stage_sum if stage_sum else float("nan"), cancelled=cancelled,
                           text=text)
 

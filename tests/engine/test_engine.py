@@ -1,0 +1,106 @@
+"""The streaming engine on a tiny trained checkpoint: events, streaming = batch, cache across turns, barge-in."""
+import numpy as np
+import pytest
+import torch
+
+from a2llm.data import load_flame_qa
+from a2llm.engine import AudioChunk, Engine, EngineConfig, MotionChunk, TextDelta, TurnMetrics
+from a2llm.generate import Generator, question
+from a2llm.lalm.detokenizer import load_detokenizer
+from a2llm.model import A2LLM, load_checkpoint_tokenizer
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_run):
+    ckpt = tiny_run[2]
+    return A2LLM.from_pretrained(ckpt), load_checkpoint_tokenizer(ckpt), load_detokenizer(ckpt)
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_corpus):
+    return load_flame_qa(tiny_corpus, "test")[0].question_audio
+
+
+def _engine(parts, **cfg):
+    return Engine(*parts, EngineConfig(**cfg))
+
+
+def test_a_turn_streams_motion_before_it_ends_on_one_timeline(parts, clip):
+    events = list(_engine(parts, force_audio_tokens=60).turn(audio=clip))
+    metrics = events[-1]
+    assert isinstance(metrics, TurnMetrics) and not any(isinstance(e, TurnMetrics) for e in events[:-1])
+    motion = [e for e in events if isinstance(e, MotionChunk)]
+    audio = [e for e in events if isinstance(e, AudioChunk)]
+    assert events.index(motion[0]) < len(events) - 2 and motion[0].t_ms < metrics.wall_ms   # first motion mid-turn
+    assert [m.start_frame for m in motion] == list(np.cumsum([0] + [len(m.frames) for m in motion[:-1]]))
+    assert sum(len(m.frames) for m in motion) == 60 and metrics.speech_s == pytest.approx(60 / 25)
+    detok = parts[2]
+    assert sum(len(a.pcm) for a in audio) == 60 * detok.samples_per_token
+    assert [a.start_s for a in audio] == pytest.approx(list(np.cumsum([0] + [len(a.pcm) for a in audio[:-1]]) /
+                                                            detok.sample_rate))
+    assert metrics.ttft_ms <= metrics.ttfa_ms <= metrics.wall_ms and metrics.rtf > 0
+    assert set(metrics.stages) >= {"encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer"}
+    assert metrics.decode_tokens == 60 and not metrics.cancelled
+
+
+def test_streamed_motion_equals_the_batch_generator(parts, clip):
+    model, tok, _ = parts
+    events = list(_engine(parts, max_new_tokens=40).turn(audio=clip))
+    streamed = np.concatenate([e.frames for e in events if isinstance(e, MotionChunk)] or [np.zeros((0, 58))])
+    text = "".join(e.text for e in events if isinstance(e, TextDelta)).strip()
+    sample, task = question(audio=clip)
+    batch = Generator(model, tok).answer([sample], task, max_new_tokens=40)[0]
+    assert text == batch.text.strip() == events[-1].text
+    np.testing.assert_allclose(streamed, batch.motion, atol=1e-5)
+
+
+def test_the_cache_carries_the_dialogue_across_turns(parts, clip):
+    engine = _engine(parts, force_audio_tokens=12)
+    list(engine.turn(audio=clip))
+    list(engine.turn(text="How was the party?"))
+    assert engine.context_tokens == len(engine.dialogue_ids)
+    # The engine's cache must equal a fresh prefill of the whole dialogue: the next step gives the same state.
+    bb, L = engine.backbone, engine.layout
+    ids = torch.tensor([engine.dialogue_ids])
+    audio = torch.from_numpy(engine.dialogue_audio[0])[None, None]
+    _, _, fresh = bb.prefill(ids, None, audio, torch.tensor([[audio.shape[-1]]]), ids == L.audio_patch)
+    nxt = torch.tensor([[L.audio_offset + 3]])
+    _, h_fresh, _ = bb.step(nxt, fresh)
+    _, h_engine, _ = bb.step(nxt, engine.state)
+    torch.testing.assert_close(h_engine, h_fresh, atol=1e-4, rtol=1e-4)
+    assert [r for r, _ in engine.history] == ["human", "assistant", "human", "assistant"]
+
+
+def test_barge_in_stops_within_one_step_and_keeps_the_dialogue_consistent(parts, clip):
+    engine = _engine(parts, force_audio_tokens=200)
+    events = []
+    for e in engine.turn(audio=clip):
+        events.append(e)
+        if isinstance(e, MotionChunk) and len(events) < 10:
+            engine.cancel()
+    metrics = events[-1]
+    assert metrics.cancelled
+    seg = engine.connector.cfg.segment_tokens * engine.connector.cfg.group
+    assert metrics.decode_tokens == seg               # no step after the one that completed the first segment
+    assert engine._pending == [engine.layout.tts_end, engine.layout.eot]
+    again = list(engine.turn(text="Are you still there?"))
+    assert isinstance(again[-1], TurnMetrics)
+    L, d = engine.layout, engine.dialogue_ids
+    closes = [i for i in range(len(d) - 2) if d[i:i + 3] == [L.tts_end, L.eot, L.bot]]
+    assert len(closes) == 1, "the cut reply was closed once, before the next user turn"
+    assert [r for r, _ in engine.history] == ["human", "assistant", "human", "assistant"]
+
+
+def test_bad_turns_are_refused_and_leave_the_dialogue_alone(parts, clip):
+    engine = _engine(parts, force_audio_tokens=5)
+    list(engine.turn(text="Hello"))
+    before = list(engine.dialogue_ids)
+    with pytest.raises(ValueError, match="either audio"):
+        list(engine.turn())
+    with pytest.raises(ValueError, match="empty"):
+        list(engine.turn(text="   "))
+    with pytest.raises(ValueError, match="Hz"):
+        list(engine.turn(audio=clip, sample_rate=8000))
+    assert engine.dialogue_ids == before
+    with pytest.raises(ValueError, match="force_audio_tokens"):
+        EngineConfig(force_audio_tokens=0)
