@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "a2llm.eval.motion_cli",
     "a2llm.eval.tokenizer_cli",
     "a2llm.eval.tables",
+    "a2llm.eval.bench",
 )
 
 
