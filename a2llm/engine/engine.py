@@ -54,6 +54,10 @@ class EngineConfig:
         system_prompt: the system turn opening every dialogue.
         force_audio_tokens: benchmarks: every step picks the best *audio* token and the reply is exactly this
             many audio tokens long (no text), whatever the model would have said.
+        optimized: decode with :class:`~a2llm.engine.lean.LeanDecoder` (static KV cache, no transformers
+            per-call overhead; LoRA merged into the weights) instead of the transformers forward.
+        compile: torch.compile the optimized one-token step (CUDA graphs); None: on CUDA only.
+        max_context: static cache capacity in tokens (optimized mode).
     """
 
     max_new_tokens: int = 800
@@ -62,6 +66,9 @@ class EngineConfig:
     bf16: bool | None = None
     system_prompt: str = SYSTEM_PROMPTS["aqaa"]
     force_audio_tokens: int | None = None
+    optimized: bool = False
+    compile: bool | None = None
+    max_context: int = 4096
 
     def __post_init__(self):
         if self.force_audio_tokens is not None and self.force_audio_tokens < 1:
@@ -86,7 +93,8 @@ class _Clock:
 
 
 class Engine:
-    """Streaming turns over one A²-LLM, its text tokenizer and a detokenizer."""
+    """Streaming turns over one A²-LLM, its text tokenizer and a detokenizer (None: no speech is synthesised,
+    audio tokens only — what the full-size GPU timing uses when the CosyVoice2 weights are absent)."""
 
     def __init__(self, model, tokenizer, detokenizer, config: EngineConfig = EngineConfig()):
         self.cfg = config
@@ -108,6 +116,14 @@ class Engine:
         self.detok = detokenizer
         self.motion_decoder = model.motion_tokenizer.streaming()
         self._cancel = threading.Event()
+        self.lean = None
+        if config.optimized:
+            from a2llm.engine.lean import LeanDecoder
+
+            model.merge_lora()
+            self.lean = LeanDecoder(self.backbone, config.max_context)
+            if config.compile if config.compile is not None else self.device.type == "cuda":
+                self.lean.compile_step()
         self.reset()
 
     @classmethod
@@ -120,7 +136,10 @@ class Engine:
     # ------------------------------------------------------------------------------------------ dialogue
     def reset(self) -> None:
         """Forget the dialogue (KV cache and history)."""
-        self.state: DecodeState | None = None
+        self.state: DecodeState | None = None       # base mode's KV cache (transformers)
+        if self.lean is not None:
+            self.lean.reset()                           # optimized mode's KV cache (static)
+        self.started = False
         self.history: list[tuple[str, str]] = []
         self._pending: list[int] = []           # closing tokens of the last reply, fed with the next turn
         self.dialogue_ids: list[int] = []       # every token in the KV cache, in order (inspection, tests)
@@ -133,6 +152,8 @@ class Engine:
     @property
     def context_tokens(self) -> int:
         """Tokens in the KV cache (the dialogue so far)."""
+        if self.lean is not None:
+            return self.lean.length
         return 0 if self.state is None else int(self.state.attention_mask.shape[1])
 
     # ------------------------------------------------------------------------------------------ one turn
@@ -141,7 +162,7 @@ class Engine:
             raise ValueError("a turn takes either audio (the user's speech) or text (a typed message)")
         if text is not None and not text.strip():
             raise ValueError("the typed message is empty")
-        messages = [] if self.state is not None else [Message("system", self.cfg.system_prompt)]
+        messages = [] if self.started else [Message("system", self.cfg.system_prompt)]
         messages.append(Message("human", Audio(np.asarray(audio, np.float32), sample_rate) if audio is not None
                                 else text))
         prompt = self.prompts.build(messages, reply="speech")
@@ -161,7 +182,9 @@ class Engine:
         else:
             embeds = self.backbone.embed(ids)
         t = clock.add("encoder", t)
-        if self.state is None:
+        if self.lean is not None:
+            logits = self.lean.forward(embeds)[0][:, -1]
+        elif self.state is None:
             cache = DynamicCache(config=self.backbone.model.config)
             out = self.backbone.decode(embeds, torch.ones_like(ids), past_key_values=cache, use_cache=True)
             self.state = DecodeState(out.past_key_values, torch.ones_like(ids), torch.tensor([ids.shape[1]],
@@ -179,6 +202,7 @@ class Engine:
         self._cancel.clear()
         ids, prompt = self._prompt(audio, text, sample_rate)
         logits = self._open(ids, prompt, clock)
+        self.started = True
         self.dialogue_ids += ids[0].tolist()
         self.dialogue_audio += prompt.audios
         self._pending = []
@@ -197,12 +221,12 @@ class Engine:
         seg_frames = cfg.segment_tokens * cfg.group
         stream = self.connector.streaming(batch_size=1)
         self.motion_decoder.reset()
-        speech = self.detok.stream()
+        speech = self.detok.stream() if self.detok is not None else None      # None: tokens only (benchmarks)
         text_ids: list[int] = []
         text_out = ""
         hidden_buf: list[torch.Tensor] = []
         codes = frames_out = audio_pos = 0
-        sr = self.detok.sample_rate
+        sr = self.detok.sample_rate if self.detok is not None else 16000
         ttft = ttfa = float("nan")
         in_speech, ended, decoded = True, False, 0
         force = self.cfg.force_audio_tokens
@@ -219,7 +243,12 @@ class Engine:
                 ended = True
                 clock.add("decode", t)
                 break
-            logits, hidden, self.state = self.backbone.step(torch.tensor([[nxt]], device=self.device), self.state)
+            if self.lean is not None:
+                logits, hidden = self.lean.step(nxt)
+                logits, hidden = logits[None], hidden[None]
+            else:
+                logits, hidden, self.state = self.backbone.step(torch.tensor([[nxt]], device=self.device),
+                                                                self.state)
             clock.add("decode", t)
             decoded += 1
             self.dialogue_ids.append(nxt)
@@ -228,7 +257,7 @@ class Engine:
                 if codes == 1:
                     ttft = clock.now_ms()
                 t = time.perf_counter()
-                chunks = speech.push([nxt - L.audio_offset])
+                chunks = speech.push([nxt - L.audio_offset]) if speech is not None else []
                 clock.add("detokenizer", t)
                 for pcm in chunks:
                     yield from self._emit(clock, AudioChunk(pcm, audio_pos / sr, sr, clock.now_ms()))
@@ -259,7 +288,7 @@ class Engine:
             yield from self._emit(clock, MotionChunk(frames, frames_out, clock.now_ms()))
             frames_out += len(frames)
         t = time.perf_counter()
-        tail = speech.flush() if codes else np.zeros(0, np.float32)
+        tail = speech.flush() if codes and speech is not None else np.zeros(0, np.float32)
         clock.add("detokenizer", t)
         if len(tail):
             yield from self._emit(clock, AudioChunk(tail, audio_pos / sr, sr, clock.now_ms()))

@@ -104,3 +104,20 @@ def test_bad_turns_are_refused_and_leave_the_dialogue_alone(parts, clip):
     assert engine.dialogue_ids == before
     with pytest.raises(ValueError, match="force_audio_tokens"):
         EngineConfig(force_audio_tokens=0)
+
+
+def test_optimized_mode_gives_the_base_modes_turn(tiny_run, clip):
+    ckpt = tiny_run[2]
+    runs = []
+    for optimized in (False, True):
+        from a2llm.engine import Engine as E
+
+        engine = E.from_checkpoint(ckpt, EngineConfig(force_audio_tokens=30, optimized=optimized))
+        turns = [list(engine.turn(audio=clip)), list(engine.turn(text="And then?"))]
+        runs.append((turns, engine.dialogue_ids, engine.context_tokens))
+    (base, ids_b, n_b), (opt, ids_o, n_o) = runs
+    assert ids_b == ids_o and n_b == n_o == len(ids_b)
+    for tb, to in zip(base, opt):
+        mb = np.concatenate([e.frames for e in tb if isinstance(e, MotionChunk)])
+        mo = np.concatenate([e.frames for e in to if isinstance(e, MotionChunk)])
+        np.testing.assert_allclose(mb, mo, atol=1e-3)
