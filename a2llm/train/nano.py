@@ -169,3 +169,46 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
         tmp.rename(out)
     print(f"A²-LLM-nano assembled in {out} (training time {summary['total_training_s'] / 60:.1f} min)")
     return out
+
+
+def plot_curriculum(checkpoint: str | Path, path: str | Path) -> Path:
+    """One figure of the whole curriculum: train / val sequence and motion losses against cumulative steps,
+    stage boundaries marked (from ``checkpoint/training/*/log.csv``)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    checkpoint = Path(checkpoint)
+    summary = json.loads((checkpoint / "training" / "summary.json").read_text())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    offset = 0
+    for name in summary["stages"]:
+        rows = list(csv.DictReader(open(checkpoint / "training" / name / "log.csv")))
+        if name == "adapter-only":          # a branch from pre-training: drawn from where it starts
+            start = int(json.loads((checkpoint / "training" / "pretrain" / "done.json").read_text())["steps"])
+        else:
+            start = offset
+        steps = [start + int(r["step"]) for r in rows]
+        for ax, key in zip(axes, ("seq_loss", "motion_loss")):
+            vals = [float(r[key]) for r in rows]
+            if max(vals) == 0:
+                continue
+            line, = ax.plot(steps, vals, label=f"{name} (train)")
+            if rows[0].get(f"val_{key}"):
+                ax.plot(steps, [float(r[f"val_{key}"]) for r in rows], "--", color=line.get_color(),
+                        label=f"{name} (val)")
+            ax.axvline(start, color="0.8", lw=0.8)
+        if name != "adapter-only":
+            offset = steps[-1]
+    for ax, title in zip(axes, ("L_seq (next-token cross-entropy)", "L_motion (Eq. 5, sum over 6 levels)")):
+        ax.set_title(title)
+        ax.set_xlabel("optimizer step (cumulative)")
+        ax.set_yscale("log")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
