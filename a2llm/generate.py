@@ -91,9 +91,16 @@ class Generator:
 
     @torch.no_grad()
     def answer(self, samples: Sequence[FlameQASample], task: str = "aqaa", max_new_tokens: int = 400,
-               with_motion: bool = True) -> list[Answer]:
-        """Greedy answers for a batch of samples (their reference answers are not used)."""
+               with_motion: bool = True, force_text: Sequence[Sequence[int]] | None = None) -> list[Answer]:
+        """Greedy answers for a batch of samples (their reference answers are not used).
+
+        ``force_text`` (text-to-speech with a given text): each row's answer text token ids, placed in the text
+        slots of the training layout (one text token, then four audio tokens, ...; audio alone once the text is
+        used up) while the model generates every audio token; audio slots only admit audio codes, and
+        ``<tts_end>`` once the text is used up.
+        """
         L = self.layout
+        sched = [_TextSchedule(list(t), L) for t in force_text] if force_text is not None else None
         ids, mask, batch, patch = self._prompts(samples, task)
         logits, _, state = self.model.backbone.prefill(ids, mask, batch.input_audio, batch.input_audio_lengths, patch)
         B = len(samples)
@@ -101,7 +108,10 @@ class Generator:
         audio_hidden: list[list[torch.Tensor]] = [[] for _ in range(B)]
         done = torch.zeros(B, dtype=torch.bool)
         for _ in range(max_new_tokens):
-            nxt = logits.argmax(-1)
+            if sched is None:
+                nxt = logits.argmax(-1)
+            else:
+                nxt = torch.tensor([sc.choose(logits[b]) for b, sc in enumerate(sched)])
             nxt = torch.where(done, torch.full_like(nxt, L.pad), nxt)
             for b in range(B):
                 if not done[b]:
@@ -133,6 +143,31 @@ class Generator:
         L = self.layout
         return {L.endoftext, L.bot, L.eot, L.audio_start, L.audio_end, L.audio_patch, L.tts_start, L.tts_end,
                 L.tts_pad}
+
+
+class _TextSchedule:
+    """The slot pattern of a spoken answer with a known text (one row of forced-text decoding)."""
+
+    def __init__(self, text: list[int], layout: TokenLayout, audio_chunk: int = 4):
+        self.text, self.L, self.chunk = text, layout, audio_chunk
+        self.i = 0                   # text tokens placed
+        self.k = audio_chunk         # audio tokens since the last text token (start: a text slot is due)
+        self.closing = False
+
+    def choose(self, logits: torch.Tensor) -> int:
+        L = self.L
+        if self.closing:
+            return L.eot
+        if self.k >= self.chunk and self.i < len(self.text):
+            self.i, self.k = self.i + 1, 0
+            return self.text[self.i - 1]
+        audio = logits[L.audio_offset:L.audio_offset + L.num_audio_codes]
+        best = int(audio.argmax())
+        if self.i >= len(self.text) and logits[L.tts_end] > audio[best]:
+            self.closing = True
+            return L.tts_end
+        self.k += 1
+        return L.audio_offset + best
 
 
 def question(text: str | None = None, audio: np.ndarray | None = None, sample_rate: int = 16000,

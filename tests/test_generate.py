@@ -41,3 +41,15 @@ def test_typed_and_spoken_questions_need_no_reference(gen, tiny_corpus):
 
 def test_normalise_text():
     assert normalise_text("Haha, it was wonderful!  I loved it.") == "haha it was wonderful i loved it"
+
+
+def test_forced_text_fills_the_text_slots_of_the_training_layout(gen, tiny_corpus):
+    s = load_flame_qa(tiny_corpus, "test")[0]
+    text = gen.tok.encode(s.response_text, add_special_tokens=False)
+    a = gen.answer([s], "tts", max_new_tokens=len(text) * 5 + 40, with_motion=False, force_text=[text])[0]
+    L = gen.layout
+    placed = [t for t in a.tokens if not L.is_audio(t) and t not in (L.tts_end, L.eot)]
+    assert placed == text
+    # one text token, then four audio tokens, while text remains
+    first = [("a" if L.is_audio(t) else "t") for t in a.tokens[:10]]
+    assert first == list("taaaataaaa")

@@ -60,16 +60,21 @@ def audio_only_motions(avatar, rvq, samples) -> list[np.ndarray]:
     return [avatar.animate(s.response_audio, s.sample_rate, rvq) for s in samples]
 
 
-def tts_phone_error_rate(model, tok, samples) -> float:
-    """Mean PER of greedy TTS over ``samples`` (answer text in, speech tokens out)."""
+def tts_phone_error_rate(model, tok, samples) -> dict[str, float]:
+    """Mean PER of TTS over ``samples``: the answer text is given (forced into the text slots of the interleaved
+    layout), every speech token is the model's greedy choice. Also split by seen / held-out templates."""
     from a2llm.data.phones import phone_error_rate
     from a2llm.generate import Generator
 
     gen, rates = Generator(model, tok), []
     for chunk in _chunks(samples, BATCH):
-        for a, s in zip(gen.answer(chunk, "tts", with_motion=False), chunk):
-            rates.append(phone_error_rate(a.audio_codes, s.audio_tokens))
-    return float(np.mean(rates))
+        texts = [tok.encode(s.response_text, add_special_tokens=False) for s in chunk]
+        for a, s in zip(gen.answer(chunk, "tts", with_motion=False, force_text=texts), chunk):
+            rates.append((s.meta.get("holdout") == "template", phone_error_rate(a.audio_codes, s.audio_tokens)))
+    pick = lambda held: [r for h, r in rates if h == held]            # noqa: E731
+    return {"all": float(np.mean([r for _, r in rates])),
+            "seen_templates": float(np.mean(pick(False))) if pick(False) else math.nan,
+            "held_out_templates": float(np.mean(pick(True))) if pick(True) else math.nan}
 
 
 def aqaa_accuracy(model, tok, samples) -> tuple[float, list[dict]]:
@@ -171,7 +176,8 @@ def run_tables(checkpoint: str | Path, data: str | Path, limit: int | None = Non
         "num_test_samples": len(samples),
     }
     say("[tables] TTS phone error rate ...", file=sys.stderr)
-    result["tts_per"] = tts_phone_error_rate(joint, tok, samples[:gen_limit])
+    per = tts_phone_error_rate(joint, tok, samples[:gen_limit])
+    result["tts_per"], result["tts_per_split"] = per["all"], per
     say("[tables] AQAA accuracy ...", file=sys.stderr)
     voice = [s for s in test if s.meta.get("holdout") == "voice"][:gen_limit]
     result["aqaa_accuracy"], rows = aqaa_accuracy(joint, tok, voice)
@@ -205,7 +211,9 @@ def format_result(r: dict) -> str:
     parts = [format_table("Table 3 — A²-LLM-nano vs the audio-only avatar", r["table3"]),
              format_table("Table 4 — the curriculum, stage by stage", r["table4"]),
              format_table("Table 6 — adapter-only vs joint training", r["table6"]),
-             f"TTS phone error rate: {100 * r['tts_per']:.1f} % ({r['num_generated']['tts']} answers)",
+             f"TTS phone error rate: {100 * r['tts_per']:.1f} % ({r['num_generated']['tts']} answers; seen templates "
+             f"{100 * r['tts_per_split']['seen_templates']:.1f} %, held-out templates "
+             f"{100 * r['tts_per_split']['held_out_templates']:.1f} %)",
              f"AQAA answer accuracy (held-out voices, seen templates): {100 * r['aqaa_accuracy']:.1f} % "
              f"({r['num_generated']['aqaa']} questions)",
              f"({r['num_test_samples']} test samples, {r['seconds']:.0f} s)"]
