@@ -3,8 +3,8 @@
     python app.py                      # http://127.0.0.1:7860, embedded defaults (open head)
     python app.py --help
 
-Tabs today: Compare (baseline motions side by side with metrics) and Head (pose the head). The
-conversation, study and desktop modes arrive with the model (see the issues / README).
+Tabs: Conversation (speak or type; streamed avatar video, live TTFT / TTFA / RTF), Compare (baseline motions side
+by side with metrics) and Head (pose the head). The conversation runs on A²-LLM-nano unless --checkpoint.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
     ap.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     ap.add_argument("--share", action="store_true", help="also open a public gradio.live share link (off by default)")
+    ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "a2llm-nano"),
+                    help="A²-LLM checkpoint folder for the conversation (default: the embedded A²-LLM-nano)")
     ap.add_argument("--head", default="open",
                     help="default head: open (embedded procedural head), flame (real FLAME in checkpoints/flame/), "
                          "a FLAME folder or a head .npz (default: open)")
@@ -41,14 +43,16 @@ def available_heads(default: str) -> list[str]:
     return heads
 
 
-def build_app(default_head: str = "open"):
+def build_app(default_head: str = "open", checkpoint: str = str(ROOT / "checkpoints" / "a2llm-nano")):
     import gradio as gr
 
-    from ui import compare_tab, head_tab
+    from ui import compare_tab, conversation_tab, head_tab
 
     heads = available_heads(default_head)
     with gr.Blocks(title="A²-LLM") as demo:
         gr.Markdown("# A²-LLM — conversational audio avatar\nText, speech and FLAME facial motion from one model.")
+        with gr.Tab("Conversation"):
+            conversation_tab.build(heads, default_head, checkpoint)
         with gr.Tab("Compare"):
             compare_tab.build(heads, default_head)
         with gr.Tab("Head"):
@@ -67,7 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import renderer.render  # noqa: F401  (selects the OpenGL platform before gradio's imports)
 
-    demo = build_app(args.head)
+    from a2llm.model import read_manifest
+
+    try:
+        read_manifest(args.checkpoint)
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    demo = build_app(args.head, args.checkpoint)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0
 

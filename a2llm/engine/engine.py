@@ -120,7 +120,8 @@ class Engine:
         if config.optimized:
             from a2llm.engine.lean import LeanDecoder
 
-            model.merge_lora()
+            if not all(layer.merged for layer in model.lora_layers()):
+                model.merge_lora()
             self.lean = LeanDecoder(self.backbone, config.max_context)
             if config.compile if config.compile is not None else self.device.type == "cuda":
                 self.lean.compile_step()

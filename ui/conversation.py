@@ -1,0 +1,196 @@
+"""A conversation with the avatar, without any UI: turns in, streamed video segments and metrics out.
+
+The Gradio tab (``ui/conversation_tab.py``) and the ``chat_text`` API endpoint are thin layers over this, so it is
+tested directly. One :class:`ChatSession` per browser session: its own engine (KV cache, dialogue), sharing the
+loaded model weights with the other sessions (inference only reads them).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ui.files import new_output
+
+SAMPLE_RATE = 16000
+MIN_SECONDS, MAX_SECONDS = 0.3, 60.0
+
+
+@dataclass
+class TurnUpdate:
+    """What the UI shows after each step of a turn. ``segment``: a new ≥ 1 s mp4 (speech + avatar) to play."""
+
+    segment: Path | None = None
+    text: str = ""
+    metrics: dict | None = None
+    video: Path | None = None          # the whole turn, at the end
+    motion: Path | None = None         # the turn's motion (.npz with its speech), at the end
+
+
+def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
+    """Any microphone / upload audio -> mono float32 at 16 kHz, or a clear ValueError (nothing else changes).
+
+    Accepts int16 / int32 / float arrays, mono or multi-channel ([N, C]), any sample rate."""
+    from scipy.signal import resample_poly
+
+    data = np.asarray(data)
+    if data.size == 0:
+        raise ValueError("the recording is empty: record or upload some speech")
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise ValueError(f"audio samples must be numbers, got {data.dtype}")
+    if data.ndim == 2:
+        data = data.mean(axis=1) if data.shape[1] <= 8 else data.mean(axis=0)
+    elif data.ndim != 1:
+        raise ValueError(f"audio must be [samples] or [samples, channels], got shape {data.shape}")
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float64) / float(np.iinfo(data.dtype).max)
+    data = data.astype(np.float64)
+    if not np.isfinite(data).all():
+        raise ValueError("the audio contains NaN or infinite samples")
+    if not sample_rate or sample_rate < 4000:
+        raise ValueError(f"unusable sample rate {sample_rate}")
+    seconds = len(data) / sample_rate
+    if seconds < MIN_SECONDS:
+        raise ValueError(f"the recording is {1000 * seconds:.0f} ms long: say a few words (at least "
+                         f"{MIN_SECONDS:.1f} s)")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"the recording is {seconds:.0f} s long; a turn takes at most {MAX_SECONDS:.0f} s")
+    peak = np.abs(data).max()
+    if peak < 1e-3:
+        raise ValueError("the recording is silent: check the microphone")
+    if peak > 1.0:                                   # clipped or out-of-range floats: bring into [-1, 1]
+        data = data / peak
+    if sample_rate != SAMPLE_RATE:
+        g = np.gcd(int(sample_rate), SAMPLE_RATE)
+        data = resample_poly(data, SAMPLE_RATE // g, int(sample_rate) // g)
+    return data.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def load_parts(checkpoint: str):
+    """(model, text tokenizer, detokenizer) of a checkpoint, loaded once per process and shared by sessions."""
+    from a2llm.lalm.detokenizer import load_detokenizer
+    from a2llm.model import A2LLM, load_checkpoint_tokenizer
+
+    model = A2LLM.from_pretrained(checkpoint)
+    model.merge_lora()                    # once, for every session's optimized engine
+    return model, load_checkpoint_tokenizer(checkpoint), load_detokenizer(checkpoint)
+
+
+_renderers: dict[tuple[str, int], object] = {}
+_renderers_lock = threading.Lock()
+
+
+def shared_renderer(head_name: str, size: int):
+    """One offscreen renderer per (head, size) for the whole process, never closed: closing an EGL renderer tears
+    down the display every other renderer uses. Use it under ``renderer.render.RENDER_LOCK``."""
+    from a2llm.head import load_head
+    from renderer.offscreen import HeadRenderer
+
+    key = (head_name, size)
+    with _renderers_lock:
+        if key not in _renderers:
+            head = load_head(head_name)
+            _renderers[key] = (head, HeadRenderer.for_head(head, size=size))
+        return _renderers[key]
+
+
+@dataclass
+class ChatSession:
+    """One user's dialogue with the avatar."""
+
+    checkpoint: str = "checkpoints/a2llm-nano"
+    head: str = "open"
+    size: int = 384
+    history: list[dict] = field(default_factory=list)        # chat messages {"role", "content"}
+    turns: list[dict] = field(default_factory=list)           # every turn's metrics
+    _engine: object = None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from a2llm.engine import Engine, EngineConfig
+
+            model, tok, detok = load_parts(self.checkpoint)
+            self._engine = Engine(model, tok, detok, EngineConfig(optimized=True))
+        return self._engine
+
+    def reset(self) -> None:
+        self.history, self.turns = [], []
+        if self._engine is not None:
+            self._engine.reset()
+
+    def cancel(self) -> None:
+        if self._engine is not None:
+            self._engine.cancel()
+
+    def respond(self, text: str | None = None, audio: np.ndarray | None = None) -> Iterator[TurnUpdate]:
+        """Run one turn (typed ``text`` or 16 kHz ``audio``), yielding segments as they are ready."""
+        from a2llm.engine import AudioChunk, MotionChunk, TextDelta, TurnMetrics
+        from renderer.render import RENDER_LOCK
+        from renderer.video import SegmentWriter, write_mp4
+
+        engine = self.engine
+        head, renderer = shared_renderer(self.head, self.size)
+        out_dir = new_output("", "turn")
+        writer = SegmentWriter(out_dir, sample_rate=engine.detok.sample_rate)
+        frames_all, motion_all, audio_all, reply = [], [], [], ""
+        self.history.append({"role": "user", "content": text if text is not None else "🎤 (spoken turn)"})
+        self.history.append({"role": "assistant", "content": ""})
+        metrics = None
+        for ev in engine.turn(audio=audio, text=text):
+            segments = []
+            if isinstance(ev, TextDelta):
+                reply += ev.text
+                self.history[-1]["content"] = reply.strip()
+            elif isinstance(ev, AudioChunk):
+                audio_all.append(ev.pcm)
+                segments = writer.add_audio(ev.pcm)
+            elif isinstance(ev, MotionChunk):
+                motion_all.append(ev.frames)
+                verts = head.vertices(ev.frames)
+                with RENDER_LOCK:
+                    images = [renderer.render(v) for v in verts]
+                frames_all += images
+                segments = writer.add_frames(images)
+            elif isinstance(ev, TurnMetrics):
+                metrics = ev.as_dict()
+            for seg in segments:
+                yield TurnUpdate(segment=seg, text=reply)
+            if isinstance(ev, TextDelta):
+                yield TurnUpdate(text=reply)
+        for seg in writer.finish():
+            yield TurnUpdate(segment=seg, text=reply)
+        speech = np.concatenate(audio_all) if audio_all else np.zeros(0, np.float32)
+        motion = np.concatenate(motion_all) if motion_all else np.zeros((0, 58), np.float32)
+        video = motion_file = None
+        if frames_all:
+            video = out_dir / "turn.mp4"
+            write_mp4(video, frames_all, audio=speech, sample_rate=engine.detok.sample_rate)
+            from a2llm.motion.io import save_motion
+
+            motion_file = out_dir / "turn_motion.npz"
+            save_motion(motion_file, motion, audio=speech, sample_rate=engine.detok.sample_rate)
+        self.history[-1]["content"] = (metrics or {}).get("text") or reply.strip() or "…"
+        if metrics is not None:
+            self.turns.append(metrics)
+        yield TurnUpdate(text=reply, metrics=metrics, video=video, motion=motion_file)
+
+
+def chat_text(text: str, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open") -> tuple[str, str]:
+    """One typed turn in a fresh dialogue -> (the turn's mp4 path, metrics JSON with ttft_ms, ttfa_ms, rtf)."""
+    if not text or not text.strip():
+        raise ValueError("type a message first")
+    session = ChatSession(checkpoint=checkpoint, head=head)
+    last = None
+    for last in session.respond(text=text):
+        pass
+    if last is None or last.video is None:
+        raise RuntimeError("the model produced no speech for this message")
+    m = last.metrics
+    return str(last.video), json.dumps({k: m[k] for k in ("ttft_ms", "ttfa_ms", "rtf", "speech_s", "text")})
