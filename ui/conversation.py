@@ -68,6 +68,9 @@ def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
     if sample_rate != SAMPLE_RATE:
         g = np.gcd(int(sample_rate), SAMPLE_RATE)
         data = resample_poly(data, SAMPLE_RATE // g, int(sample_rate) // g)
+        peak = np.abs(data).max()
+        if peak > 1.0:                               # the resampling filter rings past a clipped input
+            data = data / peak
     return data.astype(np.float32)
 
 
@@ -107,6 +110,7 @@ class ChatSession:
     checkpoint: str = "checkpoints/a2llm-nano"
     head: str = "open"
     size: int = 384
+    max_new_tokens: int = 800
     history: list[dict] = field(default_factory=list)        # chat messages {"role", "content"}
     turns: list[dict] = field(default_factory=list)           # every turn's metrics
     _engine: object = None
@@ -117,7 +121,7 @@ class ChatSession:
             from a2llm.engine import Engine, EngineConfig
 
             model, tok, detok = load_parts(self.checkpoint)
-            self._engine = Engine(model, tok, detok, EngineConfig(optimized=True))
+            self._engine = Engine(model, tok, detok, EngineConfig(optimized=True, max_new_tokens=self.max_new_tokens))
         return self._engine
 
     def reset(self) -> None:

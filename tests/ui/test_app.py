@@ -69,3 +69,18 @@ def test_compare_and_head_endpoints(server, tmp_path):
     with pytest.raises(Exception, match="labels"):
         client.predict(handle_file(str(tmp_path / "gt.npz")), [handle_file(str(tmp_path / "half.npz"))],
                        "only-one", None, "open", "auto", 128, api_name="/compare")
+
+
+def test_chat_text_answers_with_video_and_metrics(server):
+    import json
+
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    video, metrics = client.predict("How was the concert?", api_name="/chat_text")
+    path = video["video"] if isinstance(video, dict) else video
+    m = json.loads(metrics)
+    assert {"ttft_ms", "ttfa_ms", "rtf"} <= set(m) and m["ttfa_ms"] > 0
+    from renderer.video import probe_mp4
+
+    assert probe_mp4(path)["frames"] == round(25 * m["speech_s"])
