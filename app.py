@@ -4,7 +4,7 @@
     python app.py --help
 
 Tabs: Conversation (speak or type; streamed avatar video, live TTFT / TTFA / RTF), Compare (baseline motions side
-by side with metrics) and Head (pose the head). The conversation runs on A²-LLM-nano unless --checkpoint.
+by side with metrics), Study (blinded preference trials, votes in SQLite) and Head (pose the head). The conversation runs on A²-LLM-nano unless --checkpoint.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def available_heads(default: str) -> list[str]:
 def build_app(default_head: str = "open", checkpoint: str = str(ROOT / "checkpoints" / "a2llm-nano")):
     import gradio as gr
 
-    from ui import compare_tab, conversation_tab, head_tab
+    from ui import compare_tab, conversation_tab, head_tab, study_tab
 
     heads = available_heads(default_head)
     with gr.Blocks(title="A²-LLM") as demo:
@@ -55,6 +55,8 @@ def build_app(default_head: str = "open", checkpoint: str = str(ROOT / "checkpoi
             conversation_tab.build(heads, default_head, checkpoint)
         with gr.Tab("Compare"):
             compare_tab.build(heads, default_head)
+        with gr.Tab("Study"):
+            study_tab.build()
         with gr.Tab("Head"):
             head_tab.build(heads, default_head)
     return demo
