@@ -58,6 +58,10 @@ class EngineConfig:
             per-call overhead; LoRA merged into the weights) instead of the transformers forward.
         compile: torch.compile the optimized one-token step (CUDA graphs); None: on CUDA only.
         max_context: static cache capacity in tokens (optimized mode).
+        context_replies: how a finished reply stays in the dialogue's cache: "text" (default) — the cache is cut
+            back to the reply's start and the reply's text is appended as ``<|BOT|>assistant\\n{text}<|EOT|>``,
+            the form earlier turns have in training (FLAME-QA context turns are text); "speech" — the reply's
+            interleaved text and audio tokens stay as generated (closed with ``<tts_end>``/``<|EOT|>``).
     """
 
     max_new_tokens: int = 800
@@ -69,8 +73,11 @@ class EngineConfig:
     optimized: bool = False
     compile: bool | None = None
     max_context: int = 4096
+    context_replies: str = "text"
 
     def __post_init__(self):
+        if self.context_replies not in ("text", "speech"):
+            raise ValueError("context_replies must be 'text' or 'speech'")
         if self.force_audio_tokens is not None and self.force_audio_tokens < 1:
             raise ValueError("force_audio_tokens must be a positive number of audio tokens (or None)")
 
@@ -205,6 +212,7 @@ class Engine:
         logits = self._open(ids, prompt, clock)
         self.started = True
         self.dialogue_ids += ids[0].tolist()
+        self._reply_start = len(self.dialogue_ids)         # the reply's first token goes here
         self.dialogue_audio += prompt.audios
         self._pending = []
         self.history.append(("human", text if text is not None else "<speech>"))
@@ -281,7 +289,13 @@ class Engine:
                     yield from self._emit(clock, TextDelta(delta, clock.now_ms()))
         cancelled = not ended
         # Close the reply in the cache at the start of the next turn, the way training sequences close it.
-        self._pending = ([L.tts_end] if in_speech and cancelled else []) + [L.eot]
+        if self.cfg.context_replies == "text":
+            # Back to "<|BOT|>assistant\n" (drop <tts_start> and the interleaved reply), then the reply as text.
+            self._crop(self._reply_start - 1)
+            text_ids = [t for t in text_ids if t != L.eot]
+            self._pending = text_ids + [L.eot]
+        else:
+            self._pending = ([L.tts_end] if in_speech and cancelled else []) + [L.eot]
         if hidden_buf:                                   # the last, shorter segment
             frames = self._motion(stream, hidden_buf, clock)[:codes - frames_out]
             if frames_out == 0:
@@ -303,6 +317,18 @@ class Engine:
                           wall_ms=wall, speech_s=speech_s, stages=dict(clock.stages), decode_tokens=decoded,
                           overhead_ratio=busy / stage_sum if stage_sum else float("nan"), cancelled=cancelled,
                           text=text)
+
+    def _crop(self, n: int) -> None:
+        """Keep the first ``n`` tokens of the dialogue in the cache (both modes) and in ``dialogue_ids``."""
+        if self.lean is not None:
+            self.lean.length = n
+        else:
+            drop = int(self.state.attention_mask.shape[1]) - n
+            if drop > 0:          # transformers 5: a negative count removes that many trailing positions
+                self.state.cache.crop(-drop)
+            self.state.attention_mask = self.state.attention_mask[:, :n]
+            self.state.next_position = torch.full_like(self.state.next_position, n)
+        del self.dialogue_ids[n:]
 
     def _motion(self, stream, hidden_buf: list[torch.Tensor], clock: _Clock) -> np.ndarray:
         """One connector segment: hidden states [F, d] -> RVQ codes -> motion frames [F', 58] (float32)."""

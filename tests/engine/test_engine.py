@@ -72,7 +72,7 @@ def test_the_cache_carries_the_dialogue_across_turns(parts, clip):
 
 
 def test_barge_in_stops_within_one_step_and_keeps_the_dialogue_consistent(parts, clip):
-    engine = _engine(parts, force_audio_tokens=200)
+    engine = _engine(parts, force_audio_tokens=200, context_replies="speech")
     events = []
     for e in engine.turn(audio=clip):
         events.append(e)
@@ -121,3 +121,23 @@ def test_optimized_mode_gives_the_base_modes_turn(tiny_run, clip):
         mb = np.concatenate([e.frames for e in tb if isinstance(e, MotionChunk)])
         mo = np.concatenate([e.frames for e in to if isinstance(e, MotionChunk)])
         np.testing.assert_allclose(mb, mo, atol=1e-3)
+
+
+def test_text_context_keeps_the_reply_as_training_context_turns_have_it(parts, clip):
+    engine = _engine(parts, max_new_tokens=30)
+    list(engine.turn(audio=clip))
+    first = list(engine.dialogue_ids)
+    L = engine.layout
+    assert first[-1] == L.bot or first[-2:] != [L.tts_start]       # the cache ends before <tts_start>
+    assert L.tts_start not in first
+    list(engine.turn(text="How was the party?"))
+    d = engine.dialogue_ids
+    reply = d[len(first):d.index(L.eot, len(first)) + 1]
+    assert all(not L.is_audio(t) for t in reply) and reply[-1] == L.eot
+    assert engine.context_tokens == len(d)
+    ids = torch.tensor([d])
+    audio = torch.from_numpy(engine.dialogue_audio[0])[None, None]
+    bb = engine.backbone
+    _, _, fresh = bb.prefill(ids, None, audio, torch.tensor([[audio.shape[-1]]]), ids == L.audio_patch)
+    nxt = torch.tensor([[L.audio_offset + 1]])
+    torch.testing.assert_close(bb.step(nxt, engine.state)[1], bb.step(nxt, fresh)[1], atol=1e-4, rtol=1e-4)
