@@ -185,6 +185,7 @@ def plot_curriculum(checkpoint: str | Path, path: str | Path) -> Path:
     summary = json.loads((checkpoint / "training" / "summary.json").read_text())
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     offset = 0
+    colours = {name: f"C{i}" for i, name in enumerate(summary["stages"])}     # one colour per stage, both panels
     for name in summary["stages"]:
         rows = list(csv.DictReader(open(checkpoint / "training" / name / "log.csv")))
         if name == "adapter-only":          # a branch from pre-training: drawn from where it starts
@@ -196,9 +197,9 @@ def plot_curriculum(checkpoint: str | Path, path: str | Path) -> Path:
             vals = [float(r[key]) for r in rows]
             if max(vals) == 0:
                 continue
-            line, = ax.plot(steps, vals, label=f"{name} (train)")
+            ax.plot(steps, vals, color=colours[name], label=f"{name} (train)")
             if rows[0].get(f"val_{key}"):
-                ax.plot(steps, [float(r[f"val_{key}"]) for r in rows], "--", color=line.get_color(),
+                ax.plot(steps, [float(r[f"val_{key}"]) for r in rows], "--", color=colours[name],
                         label=f"{name} (val)")
             ax.axvline(start, color="0.8", lw=0.8)
         if name != "adapter-only":
