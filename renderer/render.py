@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -18,6 +19,41 @@ CHUNK = 64  # frames skinned at once: bounds memory for long clips
 #: GL work is serialised: an EGL context is current on one thread at a time, and closing a renderer
 #: terminates the display shared by all renderers of the process.
 RENDER_LOCK = threading.RLock()
+
+# Every GL call of the app runs on this one thread: an EGL context belongs to the thread that made it current
+# (another thread gets EGL_BAD_ACCESS), and web-server handlers run on whichever worker thread is free.
+_GL_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gl")
+_persistent: dict[tuple[int, int], HeadRenderer] = {}
+
+
+def on_gl_thread(fn, *args, **kwargs):
+    """Run ``fn`` on the process's GL thread and return its result (directly when already there)."""
+    if threading.current_thread().name.startswith("gl_"):
+        return fn(*args, **kwargs)
+    return _GL_THREAD.submit(fn, *args, **kwargs).result()
+
+
+def _drop_persistent() -> None:
+    """Forget the kept renderers: another renderer's close() is about to terminate the shared display."""
+    for r in _persistent.values():
+        try:
+            r.close()
+        except Exception:                                   # noqa: BLE001 (already dead with the display)
+            pass
+    _persistent.clear()
+
+
+def render_frames(head: HeadModel, verts: np.ndarray, size: int = 512) -> list[np.ndarray]:
+    """[n, V, 3] vertices -> n RGB frames, on the GL thread with a renderer kept open between calls (creating
+    and closing one costs ~0.4 s, too much for every streamed motion chunk)."""
+    def work():
+        key = (id(head), int(size))
+        if key not in _persistent:
+            _persistent[key] = HeadRenderer.for_head(head, size=size)
+        r = _persistent[key]
+        return [r.render(v) for v in verts]
+
+    return on_gl_thread(work)
 
 
 class _Track:
@@ -77,16 +113,25 @@ def render_clips(clips: Sequence[MotionClip | VertexClip], out: str | Path, labe
     if not clips:
         raise ValueError("nothing to render: no clips given")
     head = load_head(head) if isinstance(head, str) else head
-    with RENDER_LOCK:
-        return _render_locked(clips, out, labels, head, audio, sample_rate, size, progress)
+    def work():
+        with RENDER_LOCK:
+            _drop_persistent()
+            return _render_locked(clips, out, labels, head, audio, sample_rate, size, progress)
+
+    return on_gl_thread(work)
 
 
 def render_still(motion: np.ndarray, head: HeadModel | str = "open", size: int = 512) -> np.ndarray:
     """One [58] motion frame -> [size, size, 3] uint8 image."""
     head = load_head(head) if isinstance(head, str) else head
     verts = head.vertices(np.asarray(motion, np.float32).reshape(1, -1))[0]
-    with RENDER_LOCK, HeadRenderer.for_head(head, size=size) as r:
-        return r.render(verts)
+    def work():
+        with RENDER_LOCK:
+            _drop_persistent()
+            with HeadRenderer.for_head(head, size=size) as r:
+                return r.render(verts)
+
+    return on_gl_thread(work)
 
 
 def _render_locked(clips, out, labels, head, audio, sample_rate, size, progress) -> Path:

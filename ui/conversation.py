@@ -7,7 +7,6 @@ loaded model weights with the other sessions (inference only reads them).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -85,22 +84,11 @@ def load_parts(checkpoint: str):
     return model, load_checkpoint_tokenizer(checkpoint), load_detokenizer(checkpoint)
 
 
-_renderers: dict[tuple[str, int], object] = {}
-_renderers_lock = threading.Lock()
-
-
-def shared_renderer(head_name: str, size: int):
-    """One offscreen renderer per (head, size) for the whole process, never closed: closing an EGL renderer tears
-    down the display every other renderer uses. Use it under ``renderer.render.RENDER_LOCK``."""
+@lru_cache(maxsize=8)
+def _head(name: str):
     from a2llm.head import load_head
-    from renderer.offscreen import HeadRenderer
 
-    key = (head_name, size)
-    with _renderers_lock:
-        if key not in _renderers:
-            head = load_head(head_name)
-            _renderers[key] = (head, HeadRenderer.for_head(head, size=size))
-        return _renderers[key]
+    return load_head(name)
 
 
 @dataclass
@@ -136,11 +124,11 @@ class ChatSession:
     def respond(self, text: str | None = None, audio: np.ndarray | None = None) -> Iterator[TurnUpdate]:
         """Run one turn (typed ``text`` or 16 kHz ``audio``), yielding segments as they are ready."""
         from a2llm.engine import AudioChunk, MotionChunk, TextDelta, TurnMetrics
-        from renderer.render import RENDER_LOCK
+        from renderer.render import render_frames
         from renderer.video import SegmentWriter, write_mp4
 
         engine = self.engine
-        head, renderer = shared_renderer(self.head, self.size)
+        head = _head(self.head)
         out_dir = new_output("", "turn")
         writer = SegmentWriter(out_dir, sample_rate=engine.detok.sample_rate)
         frames_all, motion_all, audio_all, reply = [], [], [], ""
@@ -158,8 +146,7 @@ class ChatSession:
             elif isinstance(ev, MotionChunk):
                 motion_all.append(ev.frames)
                 verts = head.vertices(ev.frames)
-                with RENDER_LOCK:
-                    images = [renderer.render(v) for v in verts]
+                images = render_frames(head, verts, self.size)
                 frames_all += images
                 segments = writer.add_frames(images)
             elif isinstance(ev, TurnMetrics):

@@ -51,3 +51,26 @@ def test_a_typed_turn_streams_segments_and_writes_video_and_motion(tiny_run):
             assert z["motion"].shape == (info["frames"], 58)
     assert [m["role"] for m in session.history] == ["user", "assistant"]
     assert session.turns and "ttfa_ms" in session.turns[0]
+
+
+def test_four_concurrent_sessions_are_all_answered_and_share_no_state(tiny_run):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["How was the concert?", "Did you enjoy the party?", "What happened with the exam?",
+                 "Who organised the dinner?"]
+    sessions = [ChatSession(checkpoint=str(tiny_run[2]), size=64, max_new_tokens=30) for _ in questions]
+
+    def run(pair):
+        session, q = pair
+        return list(session.respond(text=q))[-1]
+
+    with ThreadPoolExecutor(4) as pool:
+        finals = list(pool.map(run, zip(sessions, questions)))
+    alone = [list(ChatSession(checkpoint=str(tiny_run[2]), size=64, max_new_tokens=30).respond(text=q))[-1]
+             for q in questions]
+    for s, q, f, a in zip(sessions, questions, finals, alone):
+        assert f.metrics is not None and [m["content"] for m in s.history][0] == q
+        assert len(s.history) == 2 and len(s.turns) == 1                 # only its own turn
+        assert f.metrics["text"] == a.metrics["text"]                    # same answer as when alone
+        assert f.metrics["speech_s"] == a.metrics["speech_s"]
+    assert len({id(s.engine) for s in sessions}) == 4
