@@ -292,7 +292,6 @@ class Engine:
         if self.cfg.context_replies == "text":
             # Back to "<|BOT|>assistant\n" (drop <tts_start> and the interleaved reply), then the reply as text.
             self._crop(self._reply_start - 1)
-            text_ids = [t for t in text_ids if t != L.eot]
             self._pending = text_ids + [L.eot]
         else:
             self._pending = ([L.tts_end] if in_speech and cancelled else []) + [L.eot]

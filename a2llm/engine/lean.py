@@ -72,12 +72,17 @@ class LeanDecoder:
         self.length = start + n
         return self.bb.lm_head(hidden), hidden
 
-    def _attend(self, attn, h, cos, sin, i, start, n, mask):
+    def _qkv(self, attn, h, cos, sin):
+        """Projections of [1, n, d] -> rotated q [1, H, n, hd], rotated k and v [1, KV, n, hd]."""
+        n = h.shape[1]
         q = attn.q_proj(h).view(1, n, self.heads, self.head_dim).transpose(1, 2)
         k = attn.k_proj(h).view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
         v = attn.v_proj(h).view(1, n, self.kv_heads, self.head_dim).transpose(1, 2)
         c, s = cos[:, None], sin[:, None]
-        q, k = q * c + _rotate_half(q) * s, k * c + _rotate_half(k) * s
+        return q * c + _rotate_half(q) * s, k * c + _rotate_half(k) * s, v
+
+    def _attend(self, attn, h, cos, sin, i, start, n, mask):
+        q, k, v = self._qkv(attn, h, cos, sin)
         self.k[i][:, :, start:start + n] = k
         self.v[i][:, :, start:start + n] = v
         keys, values = self.k[i][:, :, :start + n], self.v[i][:, :, :start + n]
@@ -113,12 +118,8 @@ class LeanDecoder:
         cos, sin = self.bb.model.rotary_emb(x, pos[None])
         valid = (torch.arange(self.max_len, device=ids.device) <= pos)[None, None, None]
         for i, layer in enumerate(self.layers):
-            attn, h = layer.self_attn, layer.input_layernorm(x)
-            q = attn.q_proj(h).view(1, 1, self.heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(1, 1, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(h).view(1, 1, self.kv_heads, self.head_dim).transpose(1, 2)
-            c, s = cos[:, None], sin[:, None]
-            q, k = q * c + _rotate_half(q) * s, k * c + _rotate_half(k) * s
+            attn = layer.self_attn
+            q, k, v = self._qkv(attn, layer.input_layernorm(x), cos, sin)
             self.k[i].index_copy_(2, pos, k)
             self.v[i].index_copy_(2, pos, v)
             out = F.scaled_dot_product_attention(q, self.k[i], self.v[i], attn_mask=valid, enable_gqa=True)
