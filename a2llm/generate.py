@@ -100,7 +100,7 @@ class Generator:
         ``<tts_end>`` once the text is used up.
         """
         L = self.layout
-        sched = [_TextSchedule(list(t), L) for t in force_text] if force_text is not None else None
+        sched = [TextSchedule(list(t), L) for t in force_text] if force_text is not None else None
         ids, mask, batch, patch = self._prompts(samples, task)
         logits, _, state = self.model.backbone.prefill(ids, mask, batch.input_audio, batch.input_audio_lengths, patch)
         B = len(samples)
@@ -145,7 +145,7 @@ class Generator:
                 L.tts_pad}
 
 
-class _TextSchedule:
+class TextSchedule:
     """The slot pattern of a spoken answer with a known text (one row of forced-text decoding)."""
 
     def __init__(self, text: list[int], layout: TokenLayout, audio_chunk: int = 4):

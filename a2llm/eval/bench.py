@@ -86,8 +86,9 @@ def stage_breakdown(results: list[TurnMetrics], segment_tokens: int) -> dict[str
 
 
 @torch.no_grad()
-def decode_cost(engine: Engine, context: int, steps: int = 40) -> float:
-    """ms per decode step with ``context`` tokens already in the cache (the engine's own decode path)."""
+def decode_cost(engine: Engine, context: int, steps: int = 40, repeats: int = 3) -> float:
+    """ms per decode step with ``context`` tokens already in the cache (the engine's own decode path): the median
+    of ``repeats`` timings of ``steps`` steps (one timing is at the mercy of this machine's noise)."""
     bb, L = engine.backbone, engine.layout
     ids = torch.randint(0, L.audio_start, (1, context), generator=torch.Generator().manual_seed(0)).to(engine.device)
     tok = L.audio_offset
@@ -101,12 +102,14 @@ def decode_cost(engine: Engine, context: int, steps: int = 40) -> float:
         step = lambda: bb.step(t1, state)                                               # noqa: E731
     for _ in range(5):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    ms = 1000 * (time.perf_counter() - t) / steps
+    timings = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        timings.append(1000 * (time.perf_counter() - t) / steps)
     engine.reset()
-    return ms
+    return float(np.median(timings))
 
 
 @torch.no_grad()
@@ -128,27 +131,21 @@ def speedup_vs_nocache(engine: Engine, prompt: int = 100, new: int = 100) -> dic
 
 
 def render_cost(motion: np.ndarray, head_name: str = "open", size: int = 512) -> float:
-    """ms per rendered frame (offscreen, the app's renderer) for the last turn's motion; nan without OpenGL."""
+    """ms per rendered frame for the last turn's motion, through the app's own path (``render_frames``: the GL
+    thread and its kept renderer, warmed up by one frame first); nan without OpenGL."""
     try:
         from a2llm.head import load_head
-        from renderer.offscreen import HeadRenderer
-        from renderer.render import RENDER_LOCK
+        from renderer.render import render_frames
     except Exception:                                              # noqa: BLE001 (no OpenGL here: not measured)
         return math.nan
     if len(motion) == 0:
         return math.nan
     head = load_head(head_name)
     verts = head.vertices(motion)
-    with RENDER_LOCK:
-        r = HeadRenderer.for_head(head, size=size)
-        try:
-            r.render(verts[0])
-            t = time.perf_counter()
-            for v in verts:
-                r.render(v)
-            return 1000 * (time.perf_counter() - t) / len(verts)
-        finally:
-            r.close()
+    render_frames(head, verts[:1], size)
+    t = time.perf_counter()
+    render_frames(head, verts, size)
+    return 1000 * (time.perf_counter() - t) / len(verts)
 
 
 def segment_study(checkpoint: Path, data: Path | None, sizes=(1, 2, 5), samples: int = 24) -> dict[str, dict]:
@@ -205,8 +202,34 @@ def measure_mode(checkpoint: Path, turns: int, optimized: bool, render: bool) ->
             "speech_s_per_turn": statistics.fmean(r.speech_s for r in results), "context_tokens_end": context_end}
 
 
+def measure_cascade(checkpoint: Path, turns: int) -> dict[str, dict]:
+    """The cascaded baseline (ASR -> LLM -> TTS -> audio-only avatar, all nano) in batch and streaming mode on
+    the engine's spoken questions (each a fresh one-turn dialogue: the cascade keeps no context)."""
+    from a2llm.baselines.cascade import MODES, Cascade
+
+    cascade = Cascade.nano(checkpoint)
+    cascade.run(spoken("Hello there."), 16000, "streaming")                           # warm-up
+    clips = [spoken(QUESTIONS[i % len(QUESTIONS)]) for i in range(turns)]
+    out = {}
+    for mode in MODES:
+        runs, decoded, text_tokens = [], 0, 0
+        for clip in clips:
+            runs.append(cascade.run(clip, 16000, mode))
+            decoded += cascade.llm.decoded
+            text_tokens += len(cascade.llm.lm.tok.encode(runs[-1].text, add_special_tokens=False))
+        row = {"turns": len(runs)}
+        for key in ("ttft_ms", "ttfa_ms", "rtf"):
+            row[key], row[key + "_std"] = _mean_std([getattr(r, key) for r in runs])
+        row["speech_s_per_turn"] = statistics.fmean(r.speech_s for r in runs)
+        row["stages_ms_per_turn"] = {k: statistics.fmean(r.stages[k] for r in runs) for k in runs[0].stages}
+        row["llm_steps_per_text_token"] = decoded / max(text_tokens, 1)
+        row["example"] = {"transcript": runs[0].transcript, "answer": runs[0].text}
+        out[mode] = row
+    return out
+
+
 def run_bench(checkpoint: str | Path, turns: int = 5, data: str | Path | None = None, segments: bool = True,
-              render: bool = True) -> dict:
+              render: bool = True, cascaded: bool = False) -> dict:
     """Both engine modes; the headline figures are the optimized mode's, ``modes`` holds both."""
     checkpoint = Path(checkpoint)
     t0 = time.time()
@@ -220,6 +243,8 @@ def run_bench(checkpoint: str | Path, turns: int = 5, data: str | Path | None = 
               "speedup_vs_nocache": nc["speedup"], "nocache": nc,
               "optimized_speedup_decode": base["stages"]["decode_ms_per_token"] / opt["stages"]["decode_ms_per_token"]}
     result["modes"]["base"]["stages"] = base["stages"]
+    if cascaded:
+        result["cascaded"] = measure_cascade(checkpoint, turns)
     if segments:
         result["segment_study"] = segment_study(checkpoint, Path(data) if data else None)
     result["seconds"] = round(time.time() - t0, 1)
@@ -234,8 +259,13 @@ def format_bench(r: dict) -> str:
              f"{f(r['ttft_ms']) + ' ± ' + f(r['ttft_ms_std']):>14}{f(r['ttfa_ms']) + ' ± ' + f(r['ttfa_ms_std']):>14}"
              f"{f(r['rtf'], 3) + ' ± ' + f(r['rtf_std'], 3):>14}"]
     b = r["modes"]["base"]
-    lines.append(f"{'  same, base mode (transformers)':<34}{f(b['ttft_ms']) + ' ± ' + f(b['ttft_ms_std']):>14}"
-                 f"{f(b['ttfa_ms']) + ' ± ' + f(b['ttfa_ms_std']):>14}{f(b['rtf'], 3) + ' ± ' + f(b['rtf_std'], 3):>14}")
+    row = lambda name, x: (f"{name:<34}{f(x['ttft_ms']) + ' ± ' + f(x['ttft_ms_std']):>14}"    # noqa: E731
+                           f"{f(x['ttfa_ms']) + ' ± ' + f(x['ttfa_ms_std']):>14}"
+                           f"{f(x['rtf'], 3) + ' ± ' + f(x['rtf_std'], 3):>14}")
+    lines.append(row("  same, base mode (transformers)", b))
+    for mode, name in (("batch", "Cascaded (nano stages)"), ("streaming", "Cascaded (Streaming)")):
+        if mode in r.get("cascaded", {}):
+            lines.append(row(name, r["cascaded"][mode]))
     for name, row in SEED_TABLE1.items():
         lines.append(f"{name:<34}{f(row['ttft_ms']):>14}{f(row['ttfa_ms']):>14}{f(row['rtf'], 2):>14}")
     s = r["stages"]
@@ -255,6 +285,11 @@ def format_bench(r: dict) -> str:
               f"{b['overhead_ratio']:.3f}, decode cost ratio {b['decode_cost_ratio']:.2f}",
               f"Speed-up over generate(use_cache=False), 100 new tokens: {r['speedup_vs_nocache']:.1f}x "
               f"({r['nocache']['nocache_s']:.2f} s vs {r['nocache']['cached_s']:.2f} s)"]
+    for mode, c in r.get("cascaded", {}).items():
+        st = " · ".join(f"{k} {v:.0f}" for k, v in c["stages_ms_per_turn"].items())
+        lines.append(f"Cascaded {mode}: ms per turn {st} ({c['speech_s_per_turn']:.2f} s of speech; the nano LLM "
+                     f"stage decodes {c['llm_steps_per_text_token']:.1f} steps per text token, see a2llm.baselines"
+                     ".cascade.NanoLLM)")
     if "segment_study" in r:
         lines.append("Segment length S (motion tokens per connector segment; trained with S = 1):")
         for S, row in r["segment_study"].items():
@@ -265,7 +300,8 @@ def format_bench(r: dict) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    r = run_bench(args.checkpoint, args.turns, args.data, segments=not args.no_segments, render=not args.no_render)
+    r = run_bench(args.checkpoint, args.turns, args.data, segments=not args.no_segments, render=not args.no_render,
+                  cascaded=args.cascaded)
     print(json.dumps(r, indent=2) if args.json else format_bench(r))
     return 0
 
@@ -277,6 +313,9 @@ def register(subparsers) -> None:
     p.add_argument("--turns", type=int, default=5, help="measured turns (after one warm-up turn)")
     p.add_argument("--data", default="data/flame-qa-nano", help="FLAME-QA folder for the segment-length quality")
     p.add_argument("--threads", type=int, default=1, help="torch threads (nano runs best on 1)")
+    p.add_argument("--cascaded", action="store_true",
+                   help="also measure the cascaded baseline (ASR -> LLM -> TTS -> audio-only avatar), batch and "
+                        "streaming, on the same questions: table 1's four rows")
     p.add_argument("--no-segments", action="store_true", help="skip the segment-length study")
     p.add_argument("--no-render", action="store_true", help="skip the render timing")
     p.add_argument("--json", action="store_true", help="print JSON (ttft_ms, ttfa_ms, rtf, overhead_ratio, ...)")
