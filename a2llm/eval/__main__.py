@@ -17,6 +17,7 @@ SUBCOMMANDS = (
     "a2llm.eval.tokenizer_cli",
     "a2llm.eval.tables",
     "a2llm.eval.bench",
+    "a2llm.eval.voicebench.cli",
 )
 
 
