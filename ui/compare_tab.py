@@ -63,11 +63,27 @@ def compare(reference: str, others: list[str], labels: str = "", audio: str | No
     return str(video), rows, str(plot)
 
 
+def compare_nano(sentence: str, emotion: str = "neutral", head: str = "open", size: int = 384,
+                 checkpoint: str = "checkpoints/a2llm-nano"):
+    """The built-in nano systems saying ``sentence``: their motion files, the grid video, metrics and plot.
+
+    Returns (reference file, system files, labels, mp4, metrics rows, mouth plot)."""
+    from ui.nano_systems import animate_with_nano_systems, spoken_sample
+
+    try:
+        files = animate_with_nano_systems(spoken_sample(sentence, emotion), checkpoint)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise gr.Error(str(e)) from e
+    names, paths = list(files), [str(p) for p in files.values()]
+    video, rows, plot = compare(paths[0], paths[1:], ", ".join(names), None, head, "a2llm", size)
+    return paths[0], paths[1:], ", ".join(names), video, rows, plot
+
+
 def metric_headers() -> list[str]:
     return ["system"] + [METRIC_INFO[k].short for k in METRIC_KEYS]
 
 
-def build(head_choices: list[str], default_head: str) -> None:
+def build(head_choices: list[str], default_head: str, checkpoint: str = "checkpoints/a2llm-nano") -> None:
     """Add the Compare tab's components to the current Blocks."""
     gr.Markdown("Upload the **reference** motion (e.g. ground truth) and the motions of the systems to compare "
                 "for the same audio: A²-LLM `.npz`, ARTalk (106-d), DiffPoseTalk (`exp` + `pose`), SMIRK outputs "
@@ -83,8 +99,20 @@ def build(head_choices: list[str], default_head: str) -> None:
                 kind = gr.Dropdown(list(IMPORT_KINDS), value="auto", label="Input format")
                 size = gr.Slider(128, 512, value=384, step=64, label="Tile size (px)")
             go = gr.Button("Render and score", variant="primary")
+            with gr.Accordion("Built-in nano systems", open=True):
+                gr.Markdown("Type a sentence: FLAME-QA-nano's answer voice says it, its procedural ground truth is "
+                            "the reference, and A²-LLM-nano, its curriculum stages, the adapter-only ablation and "
+                            "the audio-only avatar animate the same speech (the files land in the inputs above).")
+                sentence = gr.Textbox(label="Sentence", value="Haha, that is wonderful news, I love it!")
+                with gr.Row():
+                    emotion = gr.Dropdown(["neutral", "happy", "sad", "surprised", "contemptuous", "curious"],
+                                          value="happy", label="Emotion of the ground truth")
+                    nano = gr.Button("Animate with the nano systems")
         with gr.Column():
             video = gr.Video(label="Side by side")
             plot = gr.Image(label="Mouth opening", type="filepath")
     table = gr.Dataframe(headers=metric_headers(), label="Metrics against the reference", interactive=False)
     go.click(compare, [ref, others, labels, audio, head, kind, size], [video, table, plot], api_name="compare")
+    nano.click(lambda *a: compare_nano(*a, checkpoint=checkpoint), [sentence, emotion, head, size],
+               [ref, others, labels, video, table, plot],
+               api_name="compare_nano")

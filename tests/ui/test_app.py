@@ -84,3 +84,20 @@ def test_chat_text_answers_with_video_and_metrics(server):
     from renderer.video import probe_mp4
 
     assert probe_mp4(path)["frames"] == round(25 * m["speech_s"])
+
+
+def test_compare_nano_animates_one_sentence_with_every_built_in_system(server):
+    from gradio_client import Client
+
+    client = Client(server, verbose=False)
+    ref, others, labels, video, table, plot = client.predict(
+        "Wow, I never expected that!", "surprised", "open", 128, api_name="/compare_nano")
+    names = [s.strip() for s in labels.split(",")]
+    assert names[0] == "ground truth" and {"A²-LLM-nano", "adapter-only", "audio-only"} <= set(names)
+    assert len(others) == len(names) - 1
+    assert Path(video).stat().st_size > 0 and Path(plot).stat().st_size > 0
+    rows = {r[0]: dict(zip(table["headers"], r)) for r in table["data"]}
+    assert set(rows) == set(names[1:])
+    assert all(0 < r["MOD (mm)"] < 20 for r in rows.values())
+    with pytest.raises(Exception, match="sentence"):
+        client.predict("   ", "happy", "open", 128, api_name="/compare_nano")
