@@ -1,9 +1,12 @@
 """Conversation tab: speak or type, and the avatar answers with streamed video (speech + face) and live metrics."""
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 
-from ui.conversation import ChatSession, chat_text, prepare_audio
+from ui.conversation import SAMPLE_RATE, ChatSession, chat_text, prepare_audio
+from ui.handsfree import HandsFree
 
 STAGE_ROWS = ("encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer")
 
@@ -80,6 +83,70 @@ def clear(session: ChatSession | None):
     return [], _metrics_md(None), [], None, session
 
 
+# ------------------------------------------------------------------------------------------ hands-free
+# Wiring: the microphone's .stream handler only runs the end-of-turn detector (milliseconds per chunk: Gradio
+# keeps just the newest chunk while a handler runs, so it must never wait on a reply). A finished turn bumps the
+# `turns` State; that State's .change runs handsfree_respond, an ordinary queued event, which answers through
+# respond (streamed segments, chat, metrics) while the stream keeps listening, so the user can barge in.
+# A barge-in bumps the `cuts` State, whose .change pauses the avatar's video in the browser (generation is
+# faster than real time, so most of a reply is heard after its generation has ended).
+HANDSFREE_EVERY = 0.25          # s of audio per streamed chunk: end-of-turn latency is 0.7 s silence + this
+PAUSE_AVATAR_JS = "() => { document.querySelectorAll('#a2llm-avatar video').forEach(v => v.pause()); }"
+
+
+def handsfree_stream(chunk, hf: HandsFree | None, turns: int, cuts: int):
+    """One streamed microphone chunk ((rate, int16 [N] or [N, C])) -> (hands-free state, turns, cuts, status)."""
+    if chunk is None:
+        return hf, turns, cuts, gr.skip()
+    hf = hf or HandsFree()
+    try:
+        fed = hf.feed(*chunk)
+    except ValueError as e:
+        raise gr.Error(f"hands-free microphone: {e}") from e
+    return hf, turns + fed.turns, cuts + fed.barged_in, hf.status()
+
+
+def handsfree_start(hf: HandsFree | None):
+    """Recording (re)starts: a fresh stream, nothing left over from the last one."""
+    if hf is not None:
+        hf.reset()
+    return hf, "👂 listening…"
+
+
+def handsfree_stop(hf: HandsFree | None, turns: int):
+    """Recording stops: a turn being spoken ends here and is answered."""
+    fed = hf.stop() if hf is not None else None
+    return hf, turns + (fed.turns if fed else 0), "⏹️ hands-free off: press record to talk again"
+
+
+def handsfree_respond(hf: HandsFree | None, session: ChatSession | None, head: str, checkpoint: str):
+    """Answer the waiting hands-free turn(s) through respond; yields respond's outputs (the text box untouched)."""
+    keep = gr.update()
+    audio = hf.take_turn() if hf is not None else None
+    if audio is None:                     # a trigger whose turns an earlier run already answered
+        yield (keep,) * 9
+        return
+    session = session or ChatSession(checkpoint=checkpoint, head=head)
+    hf.begin_reply(session)               # from here on the user's voice cancels this reply
+    started, speech_s = None, 0.0
+    try:
+        for out in respond("", (SAMPLE_RATE, audio), session, head, checkpoint):
+            if started is None and isinstance(out[0], str):
+                started = time.monotonic()            # the first segment is on its way to the browser
+            if isinstance(out[2], str):               # the final update: the metrics are in
+                speech_s = session.turns[-1]["speech_s"]
+            yield out[:7] + (keep,) + out[8:]
+    finally:
+        # the browser plays the reply for about its speech length after the first segment arrived
+        left = (started + speech_s - time.monotonic()) if started is not None else 0.0
+        hf.end_reply(session, playing_for=max(0.0, left + 1.0))
+
+
+def handsfree_clear(hf: HandsFree | None):
+    if hf is not None:
+        hf.reset()
+
+
 def api_chat_text(text: str, head: str = "open", checkpoint: str = "checkpoints/a2llm-nano"):
     try:
         return chat_text(text, checkpoint=checkpoint, head=head)
@@ -87,12 +154,27 @@ def api_chat_text(text: str, head: str = "open", checkpoint: str = "checkpoints/
         raise gr.Error(str(e)) from e
 
 
+def _wire_handsfree(mic, status, new, outs, session, head, ckpt) -> None:
+    """The hands-free events (see the comment above handsfree_stream)."""
+    hf, turns, cuts = gr.State(None), gr.State(0), gr.State(0)
+    # concurrency_limit=None: a stream holds its queue slot for as long as the user talks, and costs a few ms
+    # a chunk, so it must not keep other sessions' streams waiting. No time_limit: it counts processing time
+    # (~4 % of the wall clock here), and a closed tab ends the stream anyway (Gradio waits 30 s for a chunk).
+    mic.stream(handsfree_stream, [mic, hf, turns, cuts], [hf, turns, cuts, status], stream_every=HANDSFREE_EVERY,
+               concurrency_limit=None, show_progress="hidden")
+    mic.start_recording(handsfree_start, [hf], [hf, status], show_progress="hidden")
+    mic.stop_recording(handsfree_stop, [hf, turns], [hf, turns, status], show_progress="hidden")
+    turns.change(handsfree_respond, [hf, session, head, ckpt], outs)
+    cuts.change(None, None, None, js=PAUSE_AVATAR_JS)
+    new.click(handsfree_clear, [hf], None)
+
+
 def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
     """Add the Conversation tab's components to the current Blocks."""
     session = gr.State(None)
     with gr.Row():
         with gr.Column(scale=3):
-            video = gr.Video(label="Avatar", streaming=True, autoplay=True, height=384)
+            video = gr.Video(label="Avatar", streaming=True, autoplay=True, height=384, elem_id="a2llm-avatar")
             chat = gr.Chatbot(label="Dialogue", height=260)
             with gr.Row():
                 text = gr.Textbox(label="Type a message", placeholder="How was the concert?", scale=4)
@@ -102,6 +184,12 @@ def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
             with gr.Row():
                 halt = gr.Button("Stop (barge-in)")
                 new = gr.Button("New dialogue")
+            with gr.Accordion("Hands-free: just talk", open=False):
+                gr.Markdown("Press record once and talk: a pause of about a second ends your turn and the avatar "
+                            "answers; speak over it to interrupt. Use headphones, or its voice may interrupt it.")
+                hf_mic = gr.Audio(label="Hands-free microphone", sources=["microphone"], streaming=True,
+                                  type="numpy")
+                hf_status = gr.Markdown("⏹️ hands-free off: press record to talk")
         with gr.Column(scale=2):
             metrics = gr.Markdown(_metrics_md(None))
             plot = gr.Image(label="This session's turns", type="filepath", height=220)
@@ -117,6 +205,7 @@ def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
     mic.stop_recording(respond, [gr.State(""), mic, session, head, ckpt], outs)
     halt.click(stop, [session], None, queue=False)
     new.click(clear, [session], [chat, metrics, stages, plot, session])
+    _wire_handsfree(hf_mic, hf_status, new, outs, session, head, ckpt)
     # The typed turn as a plain API endpoint: text in -> (final mp4, metrics JSON).
     api_text = gr.Textbox(visible=False)
     api_video, api_metrics = gr.Video(visible=False), gr.Textbox(visible=False)
