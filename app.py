@@ -2,6 +2,7 @@
 
     python app.py                      # http://127.0.0.1:7860, embedded defaults (open head)
     python app.py --help
+    python app.py --desktop            # no browser: talk through this machine's microphone and speaker
 
 Tabs: Conversation (speak or type; streamed avatar video, live TTFT / TTFA / RTF), Compare (baseline motions side
 by side with metrics), Study (blinded preference trials, votes in SQLite) and Head (pose the head). The conversation runs on A²-LLM-nano unless --checkpoint.
@@ -28,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--head", default="open",
                     help="default head: open (embedded procedural head), flame (real FLAME in checkpoints/flame/), "
                          "a FLAME folder or a head .npz (default: open)")
+    from ui.desktop import add_arguments as add_desktop_arguments
+
+    add_desktop_arguments(ap)               # --desktop, --text, --out, --device, --speaker, --vad, ...
     return ap
 
 
@@ -54,7 +58,7 @@ def build_app(default_head: str = "open", checkpoint: str = str(ROOT / "checkpoi
         with gr.Tab("Conversation"):
             conversation_tab.build(heads, default_head, checkpoint)
         with gr.Tab("Compare"):
-            compare_tab.build(heads, default_head)
+            compare_tab.build(heads, default_head, checkpoint)
         with gr.Tab("Study"):
             study_tab.build()
         with gr.Tab("Head"):
@@ -80,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.desktop or args.text:           # no Gradio: local microphone / speaker (ui/desktop.py)
+        from ui import desktop
+
+        return desktop.main(args)
     demo = build_app(args.head, args.checkpoint)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0

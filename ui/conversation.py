@@ -7,7 +7,7 @@ loaded model weights with the other sessions (inference only reads them).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -121,8 +121,13 @@ class ChatSession:
         if self._engine is not None:
             self._engine.cancel()
 
-    def respond(self, text: str | None = None, audio: np.ndarray | None = None) -> Iterator[TurnUpdate]:
-        """Run one turn (typed ``text`` or 16 kHz ``audio``), yielding segments as they are ready."""
+    def respond(self, text: str | None = None, audio: np.ndarray | None = None,
+                on_audio: Callable[[np.ndarray, int], None] | None = None,
+                on_frames: Callable[[list[np.ndarray]], None] | None = None) -> Iterator[TurnUpdate]:
+        """Run one turn (typed ``text`` or 16 kHz ``audio``), yielding segments as they are ready.
+
+        ``on_audio(pcm, sample_rate)`` and ``on_frames(images)`` (optional) get each speech chunk and each batch
+        of rendered frames as soon as they exist: live playback and display (desktop mode)."""
         from a2llm.engine import AudioChunk, MotionChunk, TextDelta, TurnMetrics
         from renderer.render import render_frames
         from renderer.video import SegmentWriter, write_mp4
@@ -142,12 +147,16 @@ class ChatSession:
                 self.history[-1]["content"] = reply.strip()
             elif isinstance(ev, AudioChunk):
                 audio_all.append(ev.pcm)
+                if on_audio is not None:
+                    on_audio(ev.pcm, ev.sample_rate)
                 segments = writer.add_audio(ev.pcm)
             elif isinstance(ev, MotionChunk):
                 motion_all.append(ev.frames)
                 verts = head.vertices(ev.frames)
                 images = render_frames(head, verts, self.size)
                 frames_all += images
+                if on_frames is not None:
+                    on_frames(images)
                 segments = writer.add_frames(images)
             elif isinstance(ev, TurnMetrics):
                 metrics = ev.as_dict()
