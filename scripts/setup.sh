@@ -7,7 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(espeak-ng libespeak-ng1 libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libosmesa6 libportaudio2)
+# ffmpeg: Gradio's streaming gr.Video output probes and remuxes segments with ffmpeg/ffprobe; chromium +
+# chromium-driver: the headless-browser test of the app (tests/ui/test_browser.py) and scripts/screenshots.py.
+APT_PACKAGES=(espeak-ng libespeak-ng1 libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libosmesa6 libportaudio2 ffmpeg
+              chromium chromium-driver)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
