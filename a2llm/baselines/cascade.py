@@ -227,6 +227,8 @@ class Cascade:
             done, ttfa = self._animate_new(pcm, done, motion, clock, ttfa)
         speech = np.concatenate(pcm) if pcm else np.zeros(0, np.float32)
         frames = int(round(25 * len(speech) / sr))
+        if done and frames > done // (sr // 25):     # the last, partial frame: it counts from half a frame on
+            motion.append(self._animate(speech, done, clock))
         out = np.concatenate(motion)[:frames] if motion else np.zeros((0, 58), np.float32)
         return "".join(text).strip(), speech, out, ttft, ttfa
 
