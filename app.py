@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--head", default="open",
                     help="default head: open (embedded procedural head), flame (real FLAME in checkpoints/flame/), "
                          "a FLAME folder or a head .npz (default: open)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for the model (default 1: the nano engine is fastest on one thread, and the "
+                         "rendering thread and ffmpeg need the other cores)")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="skip the throwaway first turn at start-up (it makes the first user's turn fast)")
     from ui.desktop import add_arguments as add_desktop_arguments
 
     add_desktop_arguments(ap)               # --desktop, --text, --out, --device, --speaker, --vad, ...
@@ -84,10 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
     if args.desktop or args.text:           # no Gradio: local microphone / speaker (ui/desktop.py)
         from ui import desktop
 
         return desktop.main(args)
+    if not args.no_warmup:
+        from ui.conversation import warm_up
+
+        print("[app] warming up (one throwaway turn) ...", flush=True)
+        print(f"[app] warm in {warm_up(args.checkpoint, args.head):.1f} s", flush=True)
     demo = build_app(args.head, args.checkpoint)
     demo.queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0

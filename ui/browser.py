@@ -100,6 +100,20 @@ class AppBrowser:
                 return
         raise LookupError(f"no visible textbox {placeholder_or_label!r}")
 
+    def set_number(self, label: str, value: str) -> None:
+        """Set the number box of the visible slider labelled ``label`` (as a person typing it would)."""
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.js("""for (const el of document.querySelectorAll('input[type=number]')) {
+                           const block = el.closest('.block');
+                           if (el.offsetParent && block && block.innerText.split('\\n')[0].trim() === arguments[0])
+                             return el; }
+                         return null;""", label)
+        if box is None:
+            raise LookupError(f"no visible slider {label!r}")
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(value, Keys.TAB)
+
     def type_turn(self, text: str) -> None:
         self.fill("How was the concert?", text)
         self.click("Send")

@@ -194,3 +194,22 @@ def chat_text(text: str, checkpoint: str = "checkpoints/a2llm-nano", head: str =
         raise RuntimeError("the model produced no speech for this message")
     m = last.metrics
     return str(last.video), json.dumps({k: m[k] for k in ("ttft_ms", "ttfa_ms", "rtf", "speech_s", "text")})
+
+
+def warm_up(checkpoint: str, head: str = "open", size: int = 384) -> float:
+    """One throwaway typed turn, so that the first user's turn does not pay for the first-call costs (model load,
+    renderer and EGL start, the motion decoder's and ffmpeg's first runs: ~10 s here); its files are deleted.
+    Returns the seconds it took."""
+    import shutil
+    import time
+
+    t = time.perf_counter()
+    session = ChatSession(checkpoint=checkpoint, head=head, size=size, max_new_tokens=120)
+    folders = set()
+    for up in session.respond(text="Hello."):
+        for p in (up.segment, up.video, up.motion):
+            if p is not None:
+                folders.add(Path(p).parent)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return time.perf_counter() - t
