@@ -73,6 +73,23 @@ def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
     return data.astype(np.float32)
 
 
+def read_audio_file(path: str | Path) -> np.ndarray:
+    """An uploaded audio file -> mono float32 at 16 kHz (:func:`prepare_audio`), or a clear ValueError for a file
+    that is missing, empty, corrupt or not audio at all (the server and the dialogue are left as they were)."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no audio file at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path.name} is empty (0 bytes): upload a recording")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise ValueError(f"{path.name} is not a readable audio file (WAV, FLAC, OGG or MP3): {e}") from e
+    return prepare_audio(sr, data)
+
+
 @lru_cache(maxsize=4)
 def load_parts(checkpoint: str):
     """(model, text tokenizer, detokenizer) of a checkpoint, loaded once per process and shared by sessions."""
@@ -186,9 +203,18 @@ def chat_text(text: str, checkpoint: str = "checkpoints/a2llm-nano", head: str =
     """One typed turn in a fresh dialogue -> (the turn's mp4 path, metrics JSON with ttft_ms, ttfa_ms, rtf)."""
     if not text or not text.strip():
         raise ValueError("type a message first")
-    session = ChatSession(checkpoint=checkpoint, head=head)
+    return _one_turn(ChatSession(checkpoint=checkpoint, head=head), text=text)
+
+
+def chat_audio(path: str | Path, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open") -> tuple[str, str]:
+    """One spoken turn (an audio file) in a fresh dialogue -> (mp4 path, metrics JSON), as :func:`chat_text`."""
+    audio = read_audio_file(path)
+    return _one_turn(ChatSession(checkpoint=checkpoint, head=head), audio=audio)
+
+
+def _one_turn(session: ChatSession, text: str | None = None, audio: np.ndarray | None = None) -> tuple[str, str]:
     last = None
-    for last in session.respond(text=text):
+    for last in session.respond(text=text, audio=audio):
         pass
     if last is None or last.video is None:
         raise RuntimeError("the model produced no speech for this message")

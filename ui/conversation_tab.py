@@ -5,7 +5,7 @@ import time
 
 import gradio as gr
 
-from ui.conversation import SAMPLE_RATE, ChatSession, chat_text, prepare_audio
+from ui.conversation import SAMPLE_RATE, ChatSession, chat_audio, chat_text, prepare_audio
 from ui.handsfree import HandsFree
 
 STAGE_ROWS = ("encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer")
@@ -154,6 +154,15 @@ def api_chat_text(text: str, head: str = "open", checkpoint: str = "checkpoints/
         raise gr.Error(str(e)) from e
 
 
+def api_chat_audio(path, head: str = "open", checkpoint: str = "checkpoints/a2llm-nano"):
+    if path is None:
+        raise gr.Error("Upload an audio file with the spoken question.")
+    try:
+        return chat_audio(getattr(path, "name", path), checkpoint=checkpoint, head=head)
+    except (ValueError, RuntimeError, OSError) as e:
+        raise gr.Error(str(e)) from e
+
+
 def _wire_handsfree(mic, status, new, outs, session, head, ckpt) -> None:
     """The hands-free events (see the comment above handsfree_stream)."""
     hf, turns, cuts = gr.State(None), gr.State(0), gr.State(0)
@@ -212,3 +221,9 @@ def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
     api_btn = gr.Button(visible=False)
     api_btn.click(lambda t: api_chat_text(t, default_head, checkpoint), [api_text], [api_video, api_metrics],
                   api_name="chat_text")
+    # The spoken turn as an API endpoint: an audio file in (gr.File: no decoding before ours, so a corrupt or
+    # non-audio upload gets our message) -> (final mp4, metrics JSON).
+    api_file = gr.File(visible=False)
+    api_btn2 = gr.Button(visible=False)
+    api_btn2.click(lambda f: api_chat_audio(f, default_head, checkpoint), [api_file], [api_video, api_metrics],
+                   api_name="chat_audio")

@@ -70,3 +70,30 @@ def test_compare_nano_animates_one_sentence_with_every_built_in_system(server):
     assert all(0 < r["MOD (mm)"] < 20 for r in rows.values())
     with pytest.raises(Exception, match="sentence"):
         client.predict("   ", "happy", "open", 128, api_name="/compare_nano")
+
+
+def test_chat_audio_answers_a_spoken_file_and_refuses_bad_files_with_the_server_staying_up(server, tmp_path):
+    import json
+
+    import soundfile as sf
+    from gradio_client import Client, handle_file
+
+    from a2llm.eval.bench import spoken
+
+    client = Client(server, verbose=False)
+    sf.write(tmp_path / "question.wav", spoken("How was the concert?"), 16000)
+    video, metrics = client.predict(handle_file(str(tmp_path / "question.wav")), api_name="/chat_audio")
+    m = json.loads(metrics)
+    assert m["speech_s"] > 0.5 and m["ttfa_ms"] > 0
+    (tmp_path / "notes.wav").write_text("these are not audio samples\n" * 20)
+    good = (tmp_path / "question.wav").read_bytes()
+    (tmp_path / "corrupt.wav").write_bytes(good[:44] + bytes(range(256)) * 4)       # a WAV header, then junk
+    (tmp_path / "truncated.flac").write_bytes(b"fLaC" + good[4:200])
+    for name in ("notes.wav", "truncated.flac"):
+        with pytest.raises(Exception, match="not a readable audio file"):
+            client.predict(handle_file(str(tmp_path / name)), api_name="/chat_audio")
+    with pytest.raises(Exception, match="ms long|silent|readable"):
+        client.predict(handle_file(str(tmp_path / "corrupt.wav")), api_name="/chat_audio")
+    # the server is still up and answers
+    video, metrics = client.predict("Did you enjoy the party?", api_name="/chat_text")
+    assert json.loads(metrics)["speech_s"] > 0.5
