@@ -202,7 +202,7 @@ def plot_results(rows: list[dict], path: str | Path) -> Path:
 
 def create_study(name: str, mode: str, systems: list[str], files: list[str | Path], out_dir: str | Path) -> Path:
     """A study file from videos named ``<item>__<system>.mp4`` (e.g. the compare tab's renders), copied to
-    ``out_dir``."""
+    ``out_dir`` under random names (blinding: only study.json knows which system made which file)."""
     import shutil
 
     out_dir = Path(out_dir)
@@ -219,10 +219,14 @@ def create_study(name: str, mode: str, systems: list[str], files: list[str | Pat
     incomplete = [i for i, s in items.items() if set(s) != set(systems)]
     if incomplete or not items:
         raise ValueError(f"items without a video for every system: {incomplete or 'no videos given'}")
+    import uuid
+
     for stimuli in items.values():                   # checked first, copied after: nothing half-made
         for system, f in stimuli.items():
-            shutil.copy2(f, out_dir / f.name)
-            stimuli[system] = f.name
+            # A random name: the stimulus' URL in the rater's browser must not say which system made it.
+            blind = f"{uuid.uuid4().hex[:16]}{f.suffix}"
+            shutil.copy2(f, out_dir / blind)
+            stimuli[system] = blind
     path = out_dir / "study.json"
     path.write_text(json.dumps({"name": name, "mode": mode, "systems": list(systems),
                                 "items": [{"id": i, "stimuli": s} for i, s in sorted(items.items())]}, indent=2))

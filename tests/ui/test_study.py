@@ -36,6 +36,15 @@ def test_schedules_are_seeded_per_rater_and_cover_every_trial(tmp_path):
     assert len(positions) > 1                                   # positions are shuffled, not fixed
 
 
+def test_stimulus_file_names_do_not_tell_the_system(tmp_path):
+    study = _study(tmp_path, "rank", items=2)
+    names = [p.name for p in (tmp_path / "study").iterdir() if p.suffix == ".mp4"]
+    assert len(names) == 2 * len(SYSTEMS)
+    assert not any(s.lower() in n.lower() or "__" in n for n in names for s in SYSTEMS)
+    item = study.items[0]
+    assert {study.stimulus(item, s).name for s in SYSTEMS} <= set(names)
+
+
 def test_votes_resume_and_rank_results(tmp_path):
     study = _study(tmp_path, "rank")
     store = VoteStore(tmp_path / "votes.sqlite")
