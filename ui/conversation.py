@@ -101,6 +101,23 @@ def load_parts(checkpoint: str):
     return model, load_checkpoint_tokenizer(checkpoint), load_detokenizer(checkpoint)
 
 
+@lru_cache(maxsize=16)
+def voiced_detokenizer(checkpoint: str, voice: str | None = None):
+    """The checkpoint's shared detokenizer (:func:`load_parts`) in ``voice`` (None: its default voice), sharing
+    the weights; a ValueError lists the voices for an unknown name."""
+    detok = load_parts(checkpoint)[2]
+    return detok.with_voice(voice or None)
+
+
+def voice_choices(checkpoint: str) -> list[str]:
+    """The voices of a checkpoint's detokenizer, the default first (loads the checkpoint once, as sessions do);
+    ``["default"]`` when it cannot be loaded (a turn then reports why)."""
+    try:
+        return load_parts(checkpoint)[2].voices()
+    except (OSError, ValueError, RuntimeError, ImportError):
+        return ["default"]
+
+
 @lru_cache(maxsize=8)
 def _head(name: str):
     from a2llm.head import load_head
@@ -116,16 +133,20 @@ class ChatSession:
     head: str = "open"
     size: int = 384
     max_new_tokens: int = 800
+    voice: str | None = None        # the detokenizer's voice (None: the default); a change applies from the next turn
     history: list[dict] = field(default_factory=list)        # chat messages {"role", "content"}
     turns: list[dict] = field(default_factory=list)           # every turn's metrics
     _engine: object = None
+    _engine_checkpoint: str | None = None      # the checkpoint the engine was built from (its voices' weights)
 
     @property
     def engine(self):
         if self._engine is None:
             from a2llm.engine import Engine, EngineConfig
 
-            model, tok, detok = load_parts(self.checkpoint)
+            model, tok, _ = load_parts(self.checkpoint)
+            detok = voiced_detokenizer(self.checkpoint, self.voice)
+            self._engine_checkpoint = self.checkpoint
             self._engine = Engine(model, tok, detok, EngineConfig(optimized=True, max_new_tokens=self.max_new_tokens))
         return self._engine
 
@@ -150,6 +171,7 @@ class ChatSession:
         from renderer.video import SegmentWriter, write_mp4
 
         engine = self.engine
+        engine.detok = voiced_detokenizer(self._engine_checkpoint, self.voice)   # this turn's voice, same weights
         head = _head(self.head)
         out_dir = new_output("", "turn")
         writer = SegmentWriter(out_dir, sample_rate=engine.detok.sample_rate)
@@ -199,17 +221,20 @@ class ChatSession:
         yield TurnUpdate(text=reply, metrics=metrics, video=video, motion=motion_file)
 
 
-def chat_text(text: str, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open") -> tuple[str, str]:
-    """One typed turn in a fresh dialogue -> (the turn's mp4 path, metrics JSON with ttft_ms, ttfa_ms, rtf)."""
+def chat_text(text: str, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open",
+              voice: str | None = None) -> tuple[str, str]:
+    """One typed turn in a fresh dialogue -> (the turn's mp4 path, metrics JSON with ttft_ms, ttfa_ms, rtf);
+    ``voice``: one of :func:`voice_choices` (None: the default)."""
     if not text or not text.strip():
         raise ValueError("type a message first")
-    return _one_turn(ChatSession(checkpoint=checkpoint, head=head), text=text)
+    return _one_turn(ChatSession(checkpoint=checkpoint, head=head, voice=voice), text=text)
 
 
-def chat_audio(path: str | Path, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open") -> tuple[str, str]:
+def chat_audio(path: str | Path, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open",
+               voice: str | None = None) -> tuple[str, str]:
     """One spoken turn (an audio file) in a fresh dialogue -> (mp4 path, metrics JSON), as :func:`chat_text`."""
     audio = read_audio_file(path)
-    return _one_turn(ChatSession(checkpoint=checkpoint, head=head), audio=audio)
+    return _one_turn(ChatSession(checkpoint=checkpoint, head=head, voice=voice), audio=audio)
 
 
 def _one_turn(session: ChatSession, text: str | None = None, audio: np.ndarray | None = None) -> tuple[str, str]:

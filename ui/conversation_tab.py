@@ -5,7 +5,7 @@ import time
 
 import gradio as gr
 
-from ui.conversation import SAMPLE_RATE, ChatSession, chat_audio, chat_text, prepare_audio
+from ui.conversation import SAMPLE_RATE, ChatSession, chat_audio, chat_text, prepare_audio, voice_choices
 from ui.handsfree import HandsFree
 
 STAGE_ROWS = ("encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer")
@@ -47,10 +47,10 @@ def _plot(turns: list[dict]):
     return str(path)
 
 
-def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str):
+def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str, voice: str | None = None):
     """One turn: yields (segment, chat, metrics, stages, plot, video file, motion file, text box, session)."""
     session = session or ChatSession(checkpoint=checkpoint, head=head)
-    session.head, session.checkpoint = head, checkpoint
+    session.head, session.checkpoint, session.voice = head, checkpoint, voice or None
     audio = None
     if mic is not None:
         try:
@@ -119,7 +119,8 @@ def handsfree_stop(hf: HandsFree | None, turns: int):
     return hf, turns + (fed.turns if fed else 0), "⏹️ hands-free off: press record to talk again"
 
 
-def handsfree_respond(hf: HandsFree | None, session: ChatSession | None, head: str, checkpoint: str):
+def handsfree_respond(hf: HandsFree | None, session: ChatSession | None, head: str, checkpoint: str,
+                      voice: str | None = None):
     """Answer the waiting hands-free turn(s) through respond; yields respond's outputs (the text box untouched)."""
     keep = gr.update()
     audio = hf.take_turn() if hf is not None else None
@@ -130,7 +131,7 @@ def handsfree_respond(hf: HandsFree | None, session: ChatSession | None, head: s
     hf.begin_reply(session)               # from here on the user's voice cancels this reply
     started, speech_s = None, 0.0
     try:
-        for out in respond("", (SAMPLE_RATE, audio), session, head, checkpoint):
+        for out in respond("", (SAMPLE_RATE, audio), session, head, checkpoint, voice):
             if started is None and isinstance(out[0], str):
                 started = time.monotonic()            # the first segment is on its way to the browser
             if isinstance(out[2], str):               # the final update: the metrics are in
@@ -147,9 +148,10 @@ def handsfree_clear(hf: HandsFree | None):
         hf.reset()
 
 
-def api_chat_text(text: str, head: str = "open", checkpoint: str = "checkpoints/a2llm-nano"):
+def api_chat_text(text: str, head: str = "open", checkpoint: str = "checkpoints/a2llm-nano",
+                  voice: str | None = None):
     try:
-        return chat_text(text, checkpoint=checkpoint, head=head)
+        return chat_text(text, checkpoint=checkpoint, head=head, voice=voice or None)
     except (ValueError, RuntimeError, OSError) as e:
         raise gr.Error(str(e)) from e
 
@@ -163,7 +165,7 @@ def api_chat_audio(path, head: str = "open", checkpoint: str = "checkpoints/a2ll
         raise gr.Error(str(e)) from e
 
 
-def _wire_handsfree(mic, status, new, outs, session, head, ckpt) -> None:
+def _wire_handsfree(mic, status, new, outs, session, head, ckpt, voice) -> None:
     """The hands-free events (see the comment above handsfree_stream)."""
     hf, turns, cuts = gr.State(None), gr.State(0), gr.State(0)
     # concurrency_limit=None: a stream holds its queue slot for as long as the user talks, and costs a few ms
@@ -173,7 +175,7 @@ def _wire_handsfree(mic, status, new, outs, session, head, ckpt) -> None:
                concurrency_limit=None, show_progress="hidden")
     mic.start_recording(handsfree_start, [hf], [hf, status], show_progress="hidden")
     mic.stop_recording(handsfree_stop, [hf, turns], [hf, turns, status], show_progress="hidden")
-    turns.change(handsfree_respond, [hf, session, head, ckpt], outs)
+    turns.change(handsfree_respond, [hf, session, head, ckpt, voice], outs)
     cuts.change(None, None, None, js=PAUSE_AVATAR_JS)
     new.click(handsfree_clear, [hf], None)
 
@@ -205,22 +207,26 @@ def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
             stages = gr.Dataframe(headers=["stage", "ms"], label="Per-stage time of the last turn", interactive=False)
             with gr.Row():
                 head = gr.Dropdown(head_choices, value=default_head, label="Head")
+                voices = voice_choices(checkpoint)
+                voice = gr.Dropdown(voices, value=voices[0], label="Voice", allow_custom_value=True,
+                                    info="applies from the next turn")
                 ckpt = gr.Textbox(value=checkpoint, label="Checkpoint")
             full = gr.File(label="The turn's video (.mp4)")
             motion = gr.File(label="The turn's motion (.npz)")
     outs = [video, chat, metrics, stages, plot, full, motion, text, session]
-    send.click(respond, [text, gr.State(None), session, head, ckpt], outs)
-    text.submit(respond, [text, gr.State(None), session, head, ckpt], outs)
-    mic.stop_recording(respond, [gr.State(""), mic, session, head, ckpt], outs)
+    send.click(respond, [text, gr.State(None), session, head, ckpt, voice], outs)
+    text.submit(respond, [text, gr.State(None), session, head, ckpt, voice], outs)
+    mic.stop_recording(respond, [gr.State(""), mic, session, head, ckpt, voice], outs)
     halt.click(stop, [session], None, queue=False)
     new.click(clear, [session], [chat, metrics, stages, plot, session])
-    _wire_handsfree(hf_mic, hf_status, new, outs, session, head, ckpt)
-    # The typed turn as a plain API endpoint: text in -> (final mp4, metrics JSON).
-    api_text = gr.Textbox(visible=False)
+    _wire_handsfree(hf_mic, hf_status, new, outs, session, head, ckpt, voice)
+    # The typed turn as a plain API endpoint: text (+ an optional voice, "" = the default) in -> (final mp4,
+    # metrics JSON).
+    api_text, api_voice = gr.Textbox(visible=False), gr.Textbox(value="", visible=False)
     api_video, api_metrics = gr.Video(visible=False), gr.Textbox(visible=False)
     api_btn = gr.Button(visible=False)
-    api_btn.click(lambda t: api_chat_text(t, default_head, checkpoint), [api_text], [api_video, api_metrics],
-                  api_name="chat_text")
+    api_btn.click(lambda t, voice="": api_chat_text(t, default_head, checkpoint, voice), [api_text, api_voice],
+                  [api_video, api_metrics], api_name="chat_text")
     # The spoken turn as an API endpoint: an audio file in (gr.File: no decoding before ours, so a corrupt or
     # non-audio upload gets our message) -> (final mp4, metrics JSON).
     api_file = gr.File(visible=False)

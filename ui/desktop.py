@@ -457,7 +457,8 @@ class DesktopChat:
         if not args.no_window:
             window, line = open_window(384)
             print(line)
-        return cls(ChatSession(checkpoint=args.checkpoint, head=args.head), out=Path(args.out), mic=args.device,
+        session = ChatSession(checkpoint=args.checkpoint, head=args.head, voice=getattr(args, "voice", None))
+        return cls(session, out=Path(args.out), mic=args.device,
                    speaker_device=args.speaker, vad=args.vad, barge_in=not args.no_barge_in, window=window)
 
     # ------------------------------------------------------------------------------------------ set-up
@@ -488,7 +489,10 @@ class DesktopChat:
     def _load(self) -> None:
         t = time.perf_counter()
         print(f"loading {self.session.checkpoint} …", flush=True)
-        self.session.engine                          # noqa: B018 (loads the model once, up front)
+        try:
+            self.session.engine                      # noqa: B018 (loads the model once, up front)
+        except ValueError as e:                      # e.g. an unknown --voice: the message lists the voices
+            raise DesktopError(str(e)) from e
         print(f"loaded in {time.perf_counter() - t:.1f} s")
 
     # ------------------------------------------------------------------------------------------ turns
@@ -676,6 +680,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                    help="ignore the microphone while the avatar speaks (for loudspeakers: otherwise the avatar's "
                         "own voice would cut it off)")
     g.add_argument("--no-window", action="store_true", help="never open a window, even with a display")
+    g.add_argument("--voice", default=None,
+                   help="the avatar's voice, one of its detokenizer's voices (nano: default, lower, higher, child; "
+                        "full size: the reference recordings beside the token2wav weights); default: the first")
 
 
 def main(args: argparse.Namespace) -> int:

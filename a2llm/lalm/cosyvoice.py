@@ -10,7 +10,9 @@ whole utterance; ``set_stream_cache(prompt_wav)`` once per stream; ``stream(toke
 last_chunk=False)`` -> 16-bit little-endian PCM bytes, fed 25 tokens + 3 lookahead tokens per call (the last 3
 are decoded by the next call) and the remaining tokens with ``last_chunk=True`` at the end. That class runs on
 CUDA only. ``prompt_wav`` is the reference voice (speaker embedding and prompt mel), e.g. ``assets/
-default_female.wav`` of the Step-Audio2 GitHub repository.
+default_female.wav`` of the Step-Audio2 GitHub repository. The adapter's voices are the reference recordings
+it finds (:func:`prompt_voices`): ``detok.voices()`` lists them by file stem (``["prompt", "default_male"]``, the
+default first) and ``detok.with_voice("default_male")`` is the same loaded models with that ``prompt_wav``.
 
 The released folder (Hugging Face ``stepfun-ai/Step-Audio-2-mini``, ``token2wav/``) holds ``flow.yaml``,
 ``flow.pt``, ``hift.pt``, ``campplus.onnx`` and ``speech_tokenizer_v2_25hz.onnx``; the ``.pt`` files are plain
@@ -23,6 +25,7 @@ total length is exactly ``960 * len(tokens)`` samples either way (24 kHz / 25 Hz
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import io
 from pathlib import Path
@@ -61,17 +64,30 @@ def _token2wav_folder(path: Path) -> Path:
     return folder
 
 
-def _prompt(folder: Path, prompt_wav: str | Path | None) -> Path:
+def prompt_voices(folder: str | Path, prompt_wav: str | Path | None = None) -> dict[str, Path]:
+    """The reference voices of a token2wav folder: voice name (the file's stem) -> wav, the default first.
+
+    ``prompt_wav`` (when given, it must exist) comes first, then :data:`PROMPT_NAMES` found in ``folder`` and
+    its parent, in that order; of two files with one stem the first wins. Empty when none is found."""
+    folder = Path(folder)
+    found: list[Path] = []
     if prompt_wav is not None:
         p = Path(prompt_wav)
         if not p.is_file():
             raise FileNotFoundError(f"prompt_wav {p} does not exist (a reference voice recording, e.g. "
                                     "assets/default_female.wav of the Step-Audio2 GitHub repository)")
-        return p
-    for base in (folder, folder.parent):
-        for name in PROMPT_NAMES:
-            if (base / name).is_file():
-                return base / name
+        found.append(p)
+    found += [base / name for base in (folder, folder.parent) for name in PROMPT_NAMES if (base / name).is_file()]
+    voices: dict[str, Path] = {}
+    for p in found:
+        voices.setdefault(p.stem, p)
+    return voices
+
+
+def _prompt(folder: Path, prompt_wav: str | Path | None) -> Path:
+    voices = prompt_voices(folder, prompt_wav)
+    if voices:
+        return next(iter(voices.values()))
     raise FileNotFoundError(f"no reference voice found (looked for {list(PROMPT_NAMES)} in {folder} and "
                             f"{folder.parent}): copy assets/default_female.wav of the Step-Audio2 GitHub repository "
                             f"to {folder / 'prompt.wav'} or pass prompt_wav=")
@@ -100,7 +116,8 @@ class CosyVoiceToken2Wav(Detokenizer):
 
     Args:
         path: the Step-Audio-2-mini folder or its ``token2wav/`` folder.
-        prompt_wav: reference voice; default: the first of :data:`PROMPT_NAMES` found beside the weights.
+        prompt_wav: reference voice; default: the first of :data:`PROMPT_NAMES` found beside the weights (the
+            others found are the adapter's other :meth:`voices`).
         float16: run the flow-matching model in half precision.
     """
 
@@ -111,6 +128,8 @@ class CosyVoiceToken2Wav(Detokenizer):
                  float16: bool = False):
         self.folder = _token2wav_folder(Path(path))
         self.prompt_wav = _prompt(self.folder, prompt_wav)
+        self._voices = prompt_voices(self.folder, prompt_wav)
+        self.voice = self.prompt_wav.stem
         cls = _import_token2wav()
         import torch
 
@@ -118,7 +137,24 @@ class CosyVoiceToken2Wav(Detokenizer):
             raise RuntimeError("step-audio2's Token2wav runs on CUDA only (it moves its models with .cuda()); "
                                "no CUDA device is available here — use the nano token2wav ('nano') on CPU")
         self.impl = cls(str(self.folder), float16=float16)
-        self._active: "CosyVoiceStream | None" = None   # the package keeps one stream cache per Token2wav
+        # the package keeps one stream cache per Token2wav: which stream holds it, shared by every voice's copy
+        self._cache_owner: dict[str, "CosyVoiceStream | None"] = {"stream": None}
+
+    @property
+    def _active(self) -> "CosyVoiceStream | None":
+        return self._cache_owner["stream"]
+
+    @_active.setter
+    def _active(self, stream: "CosyVoiceStream | None") -> None:
+        self._cache_owner["stream"] = stream
+
+    def voices(self) -> list[str]:
+        return list(self._voices)
+
+    def _with_voice(self, name: str) -> "CosyVoiceToken2Wav":
+        other = copy.copy(self)             # shares the loaded models (impl) and their stream cache's owner
+        other.voice, other.prompt_wav = name, self._voices[name]
+        return other
 
     def decode(self, tokens) -> np.ndarray:
         """Whole utterance through the package's offline path (flow over all tokens at once), float32 24 kHz."""

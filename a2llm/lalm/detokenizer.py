@@ -13,6 +13,11 @@ Timeline: token k covers [k / 25, (k + 1) / 25) s of the speech, so the total au
 ``len(tokens) * samples_per_token`` samples and speech and motion (25 fps) share one clock. A stream enforces this
 at ``flush()``.
 
+Voices: ``detok.voices()`` names the voices a detokenizer can speak with (the default first) and
+``detok.with_voice(name)`` is the same detokenizer, sharing its weights, in another voice (nano: vocal-tract-length
+warps of its one trained voice; CosyVoice: the reference recordings found beside the weights). An unknown name is
+a ValueError that lists the voices.
+
 Registry: :func:`load_detokenizer` takes ``"name"`` / ``"name:argument"`` for registered factories (``nano``,
 ``cosyvoice``, ``step-audio2`` are built in, see :func:`register_detokenizer`) or a path: an A²-LLM checkpoint
 folder (its ``a2llm.json`` part ``"detokenizer"``), a nano token2wav component folder (``config.json`` with
@@ -56,6 +61,36 @@ class Detokenizer(ABC):
     def num_samples(self, num_tokens: int) -> int:
         """Length of the speech for ``num_tokens`` tokens (exact: tokens / token_rate seconds)."""
         return int(num_tokens) * self.samples_per_token
+
+    # --- voices -------------------------------------------------------------------------------------------------
+    #: The voice this detokenizer speaks with (one of :meth:`voices`).
+    voice: str = "default"
+
+    def voices(self) -> list[str]:
+        """Names of the voices :meth:`with_voice` takes, the default voice first (base: just the one voice)."""
+        return [self.voice]
+
+    def check_voice(self, name: str | None) -> str:
+        """A voice name of :meth:`voices` (None: the default voice, the first), or a ValueError listing them."""
+        voices = self.voices()
+        if name is None or name == "":
+            return voices[0]
+        if name not in voices:
+            raise ValueError(f"unknown voice {name!r}: {type(self).__name__} has the voices {voices}")
+        return name
+
+    def with_voice(self, name: str | None) -> "Detokenizer":
+        """This detokenizer speaking with voice ``name`` (None: the default voice).
+
+        The result shares the weights (it is ``self`` when ``name`` is already its voice); a voice never changes
+        the timeline (``num_samples``), so speech stays in sync with the motion."""
+        name = self.check_voice(name)
+        return self if name == self.voice else self._with_voice(name)
+
+    def _with_voice(self, name: str) -> "Detokenizer":
+        """A copy of ``self`` with voice ``name`` (a valid voice other than ``self.voice``): for subclasses that
+        list more than one voice."""
+        raise NotImplementedError(f"{type(self).__name__} lists voice {name!r} but cannot switch to it")
 
     def check_tokens(self, tokens) -> np.ndarray:
         """Validate tokens: a 1-D sequence of integers in [0, num_tokens) -> int64 [N]."""

@@ -18,9 +18,20 @@ provisional mel on the right, and its first ``crossfade`` samples are faded in f
 continuation. :meth:`NanoToken2Wav.decode` runs this same streaming path, so streamed audio equals the whole
 decode for any way of splitting the tokens (up to float rounding, < 1e-4); :meth:`NanoToken2Wav.decode_global`
 is one Griffin-Lim over the whole utterance, the offline reference for quality comparisons.
+
+Voices: the network was trained on one espeak-ng voice and has no speaker embedding, so its other voices
+(:data:`VOICES`) are vocal-tract-length warps of that one: each frame's linear magnitude spectrum is resampled on a
+frequency axis scaled by a factor alpha before Griffin-Lim (:func:`warp_matrix`; formants and harmonics at f move
+to alpha f, i.e. both the formants and the pitch), then rescaled to the frame's original energy. The warp acts on
+each frame alone, so a voice changes neither the length nor the timing of the speech (motion sync) and streaming
+still equals the whole decode::
+
+    detok.voices()                          # ['default', 'lower', 'higher', 'child']
+    pcm = detok.with_voice("lower").decode(tokens)      # same weights, same length, lower formants
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
@@ -38,6 +49,9 @@ from a2llm.lalm.detokenizer import MANIFEST_PART, Detokenizer, DetokenizerStream
 PART = "token2wav"
 #: Where ``load_detokenizer("nano")`` looks: the embedded A²-LLM-nano checkpoint (a2llm.json part "detokenizer").
 DEFAULT_NANO = Path(__file__).resolve().parents[2] / "checkpoints" / "a2llm-nano"
+#: The nano voices: name -> vocal-tract-length factor alpha (frequency axis scaling of the magnitude spectrum).
+#: On checkpoints/a2llm-nano the output's spectral centroid moves by about alpha (tests/lalm/test_nano_voices.py).
+VOICES: dict[str, float] = {"default": 1.0, "lower": 0.88, "higher": 1.12, "child": 1.25}
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,28 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_ma
     if (fb.sum(1) == 0).any():
         raise ValueError(f"n_fft {n_fft} is too small for {n_mels} mel bands from {f_min} Hz: some are empty")
     return torch.from_numpy(fb.astype(np.float32))
+
+
+def warp_matrix(n_freq: int, alpha: float, taps: int = 8) -> torch.Tensor:
+    """Vocal-tract-length warp of a magnitude spectrum: [n_freq, n_freq] W with ``(W @ mag)[k]`` = the mean of
+    ``mag`` (linearly interpolated) over source bins [(k - 1/2) / alpha, (k + 1/2) / alpha].
+
+    Averaging over the source span (``taps`` points) instead of sampling one point keeps narrow peaks when
+    alpha < 1 squeezes several source bins into one; source positions past Nyquist (alpha < 1: the top of the
+    output band) contribute nothing. ``alpha == 1`` is the identity."""
+    if not alpha > 0:
+        raise ValueError(f"warp factor alpha must be positive, got {alpha}")
+    k = np.arange(n_freq, dtype=np.float64)[:, None]
+    pos = (k + (np.arange(taps) + 0.5)[None, :] / taps - 0.5) / alpha          # [n_freq, taps] source positions
+    pos = np.clip(pos, 0.0, None)
+    lo = np.floor(pos).astype(np.int64)
+    frac = pos - lo
+    w = np.zeros((n_freq, n_freq + 1))
+    rows = np.broadcast_to(np.arange(n_freq)[:, None], pos.shape)
+    # bins >= n_freq (past Nyquist) land in an extra column that is dropped
+    np.add.at(w, (rows, np.minimum(lo, n_freq)), (1 - frac) / taps)
+    np.add.at(w, (rows, np.minimum(lo + 1, n_freq)), frac / taps)
+    return torch.from_numpy(w[:, :n_freq].astype(np.float32))
 
 
 def stft_frames(audio: torch.Tensor, cfg: NanoToken2WavConfig, window: torch.Tensor) -> torch.Tensor:
@@ -280,7 +316,7 @@ class StreamingGriffinLim:
 class NanoToken2Wav(Detokenizer):
     """Nano detokenizer: phone-frame tokens [N] -> 16 kHz speech [640 N] (see the module docstring)."""
 
-    def __init__(self, model: Token2Mel):
+    def __init__(self, model: Token2Mel, voice: str = "default"):
         self.model = model.eval()
         cfg = model.cfg
         self.cfg = cfg
@@ -289,6 +325,38 @@ class NanoToken2Wav(Detokenizer):
         self.window = torch.hann_window(cfg.win_length)
         self.mel_basis = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
         self._mel_pinv = torch.linalg.pinv(self.mel_basis)
+        self._set_voice(self.check_voice(voice))
+
+    # --- voices ---------------------------------------------------------------------------------------------
+    def voices(self) -> list[str]:
+        return list(VOICES)
+
+    @property
+    def warp(self) -> float:
+        """This voice's vocal-tract-length factor alpha (:data:`VOICES`)."""
+        return VOICES[self.voice]
+
+    def _set_voice(self, name: str) -> None:
+        self.voice = name
+        self._warp = None if VOICES[name] == 1.0 else warp_matrix(self.cfg.n_freq, VOICES[name])
+
+    def _with_voice(self, name: str) -> "NanoToken2Wav":
+        other = copy.copy(self)             # shares the network, window and mel basis
+        other._set_voice(name)
+        return other
+
+    def warp_magnitude(self, mag: torch.Tensor) -> torch.Tensor:
+        """This voice's warp of linear magnitudes [n_freq, F], each frame keeping its energy (identity for the
+        default voice)."""
+        if self._warp is None:
+            return mag
+        warped = self._warp @ mag
+        energy, new = (x.square().sum(0, keepdim=True) for x in (mag, warped))
+        return warped * (energy / new.clamp_min(1e-20)).sqrt()
+
+    def magnitude(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel [n_mels, F] -> the linear magnitudes Griffin-Lim gets for this voice [n_freq, F]."""
+        return self.warp_magnitude(self.mel_to_magnitude(log_mel))
 
     @property
     def config(self) -> NanoToken2WavConfig:
@@ -328,7 +396,7 @@ class NanoToken2Wav(Detokenizer):
     @torch.no_grad()
     def decode_global(self, tokens, n_iter: int | None = None) -> np.ndarray:
         """One Griffin-Lim over the whole utterance (offline reference, not the streaming path)."""
-        mag = self.mel_to_magnitude(self.mel(tokens))
+        mag = self.magnitude(self.mel(tokens))
         gen = torch.Generator().manual_seed(self.cfg.seed)
         signal, _ = griffin_lim(mag, self.cfg, self.window, n_iter=n_iter or self.cfg.gl_iters,
                                 momentum=self.cfg.gl_momentum, generator=gen)
@@ -376,7 +444,7 @@ class NanoToken2WavStream(DetokenizerStream):
         window = torch.from_numpy(self.tokens[w0:end + ahead])
         log_mel = d.model(window[None])[0]
         fpt = cfg.frames_per_token
-        mag = d.mel_to_magnitude(log_mel[:, (start - w0) * fpt:])
+        mag = d.magnitude(log_mel[:, (start - w0) * fpt:])
         n = (end - start) * fpt
         # frames of the lookahead tokens are provisional (they depend on tokens not yet seen): GL context only
         return self.gl.step(mag[:, :n], mag[:, n:]).numpy()

@@ -1,4 +1,6 @@
 """Conversation logic: every kind of bad audio gets a clear message; a turn streams ≥ 1 s segments and saves files."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,52 @@ def test_four_concurrent_sessions_are_all_answered_and_share_no_state(tiny_run):
         assert f.metrics["text"] == a.metrics["text"]                    # same answer as when alone
         assert f.metrics["speech_s"] == a.metrics["speech_s"]
     assert len({id(s.engine) for s in sessions}) == 4
+
+
+NANO = str(Path(__file__).resolve().parents[2] / "checkpoints" / "a2llm-nano")
+
+
+def _spoken_turn(session, question):
+    pcm = []
+    final = list(session.respond(text=question, on_audio=lambda x, sr: pcm.append(x)))[-1]
+    return final, np.concatenate(pcm) if pcm else np.zeros(0, np.float32)
+
+
+def _centroid(pcm):
+    power = np.abs(np.fft.rfft(pcm[: len(pcm) // 640 * 640].reshape(-1, 640) * np.hanning(640), axis=1)) ** 2
+    f = np.fft.rfftfreq(640, 1 / SR)
+    loud = power.sum(1) > 0.01 * power.sum(1).max()
+    return float(((power * f).sum(1) / power.sum(1).clip(1e-20))[loud].mean())
+
+
+def test_a_voice_changes_the_spectrum_not_the_words_or_the_timing():
+    """checkpoints/a2llm-nano, one typed question, greedy: the "lower" voice says the same answer with speech of
+    exactly the default voice's length, but lower; switching voice mid-dialogue applies from the next turn."""
+    question = "How was the concert?"
+    default, pcm_default = _spoken_turn(ChatSession(checkpoint=NANO, size=64, max_new_tokens=200), question)
+    session = ChatSession(checkpoint=NANO, size=64, max_new_tokens=200, voice="lower")
+    lower, pcm_lower = _spoken_turn(session, question)
+    assert lower.metrics["text"] == default.metrics["text"] and len(pcm_default) > SR // 2
+    assert len(pcm_lower) == len(pcm_default) and lower.metrics["speech_s"] == default.metrics["speech_s"]
+    with np.load(lower.motion) as z:                      # the motion still covers the speech exactly
+        assert z["motion"].shape[0] == round(25 * lower.metrics["speech_s"])
+    assert np.abs(pcm_lower - pcm_default).max() > 1e-2
+    assert _centroid(pcm_lower) < 0.95 * _centroid(pcm_default)
+    engine = session.engine
+    assert engine.detok.voice == "lower"
+    session.voice = "higher"                               # mid-dialogue: the next turn speaks in it
+    second, pcm_higher = _spoken_turn(session, "Did you enjoy the party?")
+    assert session.engine is engine and engine.detok.voice == "higher" and len(session.turns) == 2
+    assert len(pcm_higher) == round(second.metrics["speech_s"] * SR)
+
+
+def test_an_unknown_voice_is_refused_with_the_list():
+    from ui.conversation import chat_text, voice_choices
+
+    assert voice_choices(NANO) == ["default", "lower", "higher", "child"]
+    session = ChatSession(checkpoint=NANO, voice="robot")
+    with pytest.raises(ValueError, match=r"unknown voice 'robot'.*'default', 'lower', 'higher', 'child'"):
+        list(session.respond(text="Hello."))
+    assert session.history == []                           # refused before the turn started
+    with pytest.raises(ValueError, match="unknown voice 'robot'"):
+        chat_text("Hello.", NANO, "open", "robot")          # positional order: text, checkpoint, head, voice
