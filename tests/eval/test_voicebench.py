@@ -274,38 +274,18 @@ def test_bad_folders_and_missing_judge_are_clear_errors(bench, tmp_path, capsys)
 
 
 def test_openai_judge_speaks_the_chat_completions_api(bench, tmp_path, monkeypatch):
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from tests.fake_openai import FakeChatServer
 
     from a2llm.eval.voicebench.judges import JudgeError, OpenAIJudge, make_judge
 
-    seen = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append((self.path, self.headers.get("Authorization"), body))
-            code, reply = (401, {"error": "bad key"}) if self.headers.get("Authorization") == "Bearer wrong" else (
-                200, {"choices": [{"message": {"role": "assistant", "content": "the score is [Correct]"}}]})
-            data = json.dumps(reply).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server = FakeChatServer("the score is [Correct]", reject_auth="Bearer wrong")
+    url = server.url
     try:
         monkeypatch.setenv("VB_TEST_KEY", "sk-test")
         judge = make_judge("openai", "judge-7b", url, api_key_env="VB_TEST_KEY")
         result = run_model(bench, FakeAnswerer(), tmp_path, Scorer(judge), ["llama_questions"], progress=False)
-        assert result.subsets["llama_questions"].score == 100.0 and len(seen) == 3
-        path, auth, body = seen[0]
+        assert result.subsets["llama_questions"].score == 100.0 and len(server.requests) == 3
+        path, auth, body = (server.requests[0][k] for k in ("path", "auth", "body"))
         assert path == "/v1/chat/completions" and auth == "Bearer sk-test"
         assert body["model"] == "judge-7b" and body["temperature"] == 0
         assert [m["role"] for m in body["messages"]] == ["user"]
@@ -313,7 +293,7 @@ def test_openai_judge_speaks_the_chat_completions_api(bench, tmp_path, monkeypat
         with pytest.raises(JudgeError, match="HTTP 401"):
             OpenAIJudge("judge-7b", url, "wrong").complete("hi")
     finally:
-        server.shutdown()
+        server.close()
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(JudgeNotConfigured, match=r"\$OPENAI_API_KEY"):

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,6 +9,8 @@ from a2llm.data.builder import Manifest, run_stage
 from a2llm.data.builder.stages import LlmStage
 from a2llm.data.builder.stages.llm import (HFChat, LlmConfig, LlmOutputError, OpenAIChat, PromptTemplate,
                                            build_chat_model, parse_answer)
+
+from tests.fake_openai import FakeChatServer
 
 from .helpers import make_wav, seed, tiny_causal_lm
 
@@ -138,48 +138,12 @@ def test_local_hf_model_end_to_end(tmp_path):
 # --------------------------------------------------------------------------- OpenAI-compatible server
 
 
-class _Server:
-    """Answers POST /v1/chat/completions like the chat-completions API; ``statuses`` are served first."""
-
-    def __init__(self, content, statuses=()):
-        self.requests = []
-        self.statuses = list(statuses)
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status = outer.statuses.pop(0) if outer.statuses else 200
-                payload = ({"id": "x", "object": "chat.completion",
-                            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                         "finish_reason": "stop"}]}
-                           if status == 200 else {"error": {"message": "nope"}})
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
     servers = []
 
     def start(content, statuses=()):
-        servers.append(_Server(content, statuses))
+        servers.append(FakeChatServer(content, statuses))
         return servers[-1]
 
     yield start
