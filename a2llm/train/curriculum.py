@@ -58,6 +58,8 @@ class StageConfig:
         lr_backbone, lr_lora, lr_connector: AdamW learning rates of the three parameter groups.
         motion_weight: λ in L = L_seq + λ L_motion.
         subset: "all" or "high_dynamic" (stage 3).
+        high_dynamic_share: with subset "all", the share of every batch drawn from the high-dynamic subset (the
+            rest from all samples): affective tuning that keeps seeing ordinary answers. None: plain ``subset``.
         tasks: (subtask, sampling weight) pairs.
         warmup: linear warm-up steps, then cosine decay to ``min_lr_ratio``.
     """
@@ -73,6 +75,7 @@ class StageConfig:
     lr_connector: float = 1e-5
     motion_weight: float = 1.0
     subset: str = "all"
+    high_dynamic_share: float | None = None
     tasks: tuple[tuple[str, float], ...] = DEFAULT_TASKS
     warmup: int = 50
     min_lr_ratio: float = 0.1
@@ -87,11 +90,24 @@ class StageConfig:
             raise ValueError(f"stage {self.name}: train={self.train!r}, choose from {TRAINABLE}")
         if self.subset not in ("all", "high_dynamic"):
             raise ValueError(f"stage {self.name}: subset={self.subset!r}, choose 'all' or 'high_dynamic'")
+        if self.high_dynamic_share is not None and (self.subset != "all" or not 0 <= self.high_dynamic_share <= 1):
+            raise ValueError(f"stage {self.name}: high_dynamic_share must be within [0, 1] and needs subset 'all'")
         bad = [t for t, _ in self.tasks if t not in TASKS]
         if bad:
             raise ValueError(f"stage {self.name}: unknown tasks {bad}; choose from {TASKS}")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"stage {self.name}: steps and batch must be >= 1")
+
+
+def draw_batch(rng: np.random.Generator, train, high, stage: StageConfig) -> list:
+    """One step's samples: ``stage.batch`` from ``train``, or with ``high_dynamic_share`` that share (rounded)
+    from ``high`` and the rest from ``train``."""
+    idx = rng.integers(0, len(train), stage.batch)
+    if high is None:
+        return [train[int(i)] for i in idx]
+    n_high = int(round(stage.batch * stage.high_dynamic_share))
+    picks = rng.integers(0, len(high), n_high)
+    return [high[int(i)] for i in picks] + [train[int(i)] for i in idx[:stage.batch - n_high]]
 
 
 @dataclass(frozen=True)
@@ -304,6 +320,7 @@ class Curriculum:
             start, elapsed = int(saved["step"]), float(saved["seconds"])
         wrapped, opt = acc.prepare(model, opt)
         train = self.data("train", stage.subset)
+        high = self.data("train", "high_dynamic") if stage.high_dynamic_share is not None else None
         collate = FlameQACollator(self.tokenizer, self.layout, CollatorConfig(task_weights=stage.tasks))
         names = [t for t, _ in stage.tasks]
         probs = np.array([w for _, w in stage.tasks], float)
@@ -316,9 +333,9 @@ class Curriculum:
         sums, count, t0 = np.zeros(3), 0, time.time()
         for step in range(start, stage.steps):
             rng = np.random.default_rng([self.cfg.seed, acc.process_index, step])
-            idx = rng.integers(0, len(train), stage.batch)
+            samples = draw_batch(rng, train, high, stage)
             tasks = list(rng.choice(names, size=stage.batch, p=probs))
-            batch = collate([train[int(i)] for i in idx], tasks).to(acc.device)
+            batch = collate(samples, tasks).to(acc.device)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * lr_factor(step, stage)
             out = wrapped(batch, motion_weight=stage.motion_weight)

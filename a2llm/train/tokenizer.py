@@ -161,6 +161,8 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
                     "torch_rng": torch.get_rng_state(), "train_config": asdict(cfg)}, state_path)
         rng = np.random.default_rng(cfg.seed + epoch + 1)   # resumable: epoch e's stream depends on e only
     tok = MotionTokenizer(model.eval())
+    if not metrics:               # resumed after its last epoch: nothing trained, the saved model is scored again
+        metrics = evaluate_reconstruction(tok, val, head)
     tok.save_pretrained(out)
     (out / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_curves(log_path, out / "curves.png")

@@ -16,7 +16,7 @@ import dataclasses
 stages = []
 for st in cfg.stages:
     if st.name == "stage3-affective":
-        kw = {k: (type(getattr(st, k))(v) if not isinstance(getattr(st, k), str) else v) for k, v in overrides.items()}
+        kw = {k: v if isinstance(getattr(st, k), str) else json.loads(v) for k, v in overrides.items()}
         st = dataclasses.replace(st, **kw)
     stages.append(st)
 cfg = dataclasses.replace(cfg, stages=tuple(stages))

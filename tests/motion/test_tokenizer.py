@@ -122,6 +122,10 @@ def test_training_cli_runs_and_resumes(tmp_path):
     for f in ("config.json", "model.safetensors", "curves.png", "val_metrics.json"):
         assert (tmp_path / "tok" / f).exists()
     assert MotionTokenizer.from_pretrained(tmp_path / "tok").encode(speechy(30)).shape == (6, 6)
+    # run again after the last epoch (a pipeline re-run): nothing is trained, the scores are kept
+    res = subprocess.run(cmd + ["--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0 and "val MOD" in res.stdout, res.stderr
+    assert "mod_mm" in json.loads((tmp_path / "tok" / "val_metrics.json").read_text())
 
 
 def test_committed_nano_tokenizer_reconstructs_unseen_motion():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from a2llm.model import A2LLM, load_checkpoint_tokenizer
-from a2llm.train.curriculum import Curriculum, StageConfig, configure_trainable, load_config, lr_factor
+from a2llm.train.curriculum import (Curriculum, StageConfig, configure_trainable, draw_batch, load_config,
+                                    lr_factor)
 from tests.nano_fixture import tiny_stages, write_config
 
 
@@ -101,9 +102,26 @@ def test_config_errors_are_clear(tmp_path):
         StageConfig(name="x", train="everything")
     with pytest.raises(ValueError, match="unknown tasks"):
         StageConfig(name="x", tasks=(("dance", 1.0),))
+    with pytest.raises(ValueError, match="high_dynamic_share"):
+        StageConfig(name="x", subset="high_dynamic", high_dynamic_share=0.5)
+    with pytest.raises(ValueError, match="high_dynamic_share"):
+        StageConfig(name="x", high_dynamic_share=1.5)
     (tmp_path / "c.json").write_text(json.dumps({"data": "d", "out": "o", "rvq": "r", "stages": [{"name": "a"}],
                                                  "colour": "red"}))
     with pytest.raises(ValueError, match="unknown keys"):
         load_config(tmp_path / "c.json")
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.json")
+
+
+def test_mixed_batches_draw_the_high_dynamic_share():
+    import numpy as np
+
+    train, high = [("all", i) for i in range(100)], [("high", i) for i in range(10)]
+    stage = StageConfig(name="s3", batch=16, high_dynamic_share=0.25)
+    batch = draw_batch(np.random.default_rng(0), train, high, stage)
+    assert len(batch) == 16 and sum(kind == "high" for kind, _ in batch) == 4
+    plain = draw_batch(np.random.default_rng(0), train, None, StageConfig(name="s", batch=16))
+    assert [k for k, _ in plain] == ["all"] * 16
+    # without a share the draw is exactly the one before mixed batches existed (resumed runs stay identical)
+    assert [i for _, i in plain] == np.random.default_rng(0).integers(0, 100, 16).tolist()
