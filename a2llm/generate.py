@@ -135,14 +135,9 @@ class Generator:
         for b in range(B):
             toks = generated[b]
             codes = np.array([t - L.audio_offset for t in toks if L.is_audio(t)], np.int64)
-            text_ids = [t for t in toks if t < L.audio_offset and t not in self._specials()]
-            answers.append(Answer(self.tok.decode(text_ids, skip_special_tokens=True).strip(), codes, motions[b], toks))
+            text = self.tok.decode(L.text_ids(toks), skip_special_tokens=True).strip()
+            answers.append(Answer(text, codes, motions[b], toks))
         return answers
-
-    def _specials(self) -> set[int]:
-        L = self.layout
-        return {L.endoftext, L.bot, L.eot, L.audio_start, L.audio_end, L.audio_patch, L.tts_start, L.tts_end,
-                L.tts_pad}
 
 
 class TextSchedule:

@@ -216,15 +216,17 @@ class Cascade:
         done = 0                                       # samples already animated
         sr = self.tts.sample_rate
         pieces = (p for p in clock.timed("llm", self.llm.stream(transcript)) if not text.append(p))
-        for phrase in phrases(pieces, self.phrase_words):
-            for piece in clock.timed("tts", self.tts.speak(phrase)):
-                ttft = clock.now_ms() if piece.tokens and ttft != ttft else ttft
+
+        def speech():                                  # every phrase's speech, then the vocoder's tail
+            for phrase in phrases(pieces, self.phrase_words):
+                yield from clock.timed("tts", self.tts.speak(phrase))
+            yield from clock.timed("detokenizer", self.tts.finish())
+
+        for piece in speech():
+            ttft = clock.now_ms() if piece.tokens and ttft != ttft else ttft
+            if len(piece.pcm):                         # a token-only piece adds no speech to animate
                 pcm.append(piece.pcm)
                 done, ttfa = self._animate_new(pcm, done, motion, clock, ttfa)
-        for piece in clock.timed("detokenizer", self.tts.finish()):
-            ttft = clock.now_ms() if piece.tokens and ttft != ttft else ttft
-            pcm.append(piece.pcm)
-            done, ttfa = self._animate_new(pcm, done, motion, clock, ttfa)
         speech = np.concatenate(pcm) if pcm else np.zeros(0, np.float32)
         frames = int(round(25 * len(speech) / sr))
         if done and frames > done // (sr // 25):     # the last, partial frame: it counts from half a frame on
@@ -312,11 +314,6 @@ class NanoLM:
     def step(self, token: int) -> torch.Tensor:
         return self.decoder.step(token)[0]
 
-    def text_ids(self, ids: list[int]) -> list[int]:
-        L = self.layout
-        return [t for t in ids if t < L.audio_offset and t not in (L.endoftext, L.bot, L.eot, L.tts_start,
-                                                                     L.tts_end, L.tts_pad)]
-
 
 def _text_stream(lm: NanoLM, logits: torch.Tensor, max_tokens: int, counter=None) -> Iterator[str]:
     """Greedy decoding until ``<|EOT|>`` (or ``<tts_end>``), yielding the decoded text's deltas (audio tokens in
@@ -329,7 +326,7 @@ def _text_stream(lm: NanoLM, logits: torch.Tensor, max_tokens: int, counter=None
         if counter is not None:
             counter.decoded += 1
         ids.append(nxt)
-        full = lm.tok.decode(lm.text_ids(ids), skip_special_tokens=True)
+        full = lm.tok.decode(lm.layout.text_ids(ids), skip_special_tokens=True)
         if full.startswith(out) and len(full) > len(out):
             yield full[len(out):]
             out = full

@@ -50,6 +50,12 @@ class TokenLayout:
     def is_audio(self, token_id) -> bool:
         return (token_id >= self.audio_offset) & (token_id < self.audio_offset + self.num_audio_codes)
 
+    def text_ids(self, ids) -> list[int]:
+        """The text tokens among generated ids: no audio codes, no special tokens."""
+        specials = {self.endoftext, self.bot, self.eot, self.audio_start, self.audio_end, self.audio_patch,
+                    self.tts_start, self.tts_end, self.tts_pad}
+        return [int(t) for t in ids if t < self.audio_offset and t not in specials]
+
     @classmethod
     def from_tokenizer(cls, tokenizer, num_audio_codes: int, audio_offset: int | None = None) -> "TokenLayout":
         """Read the special ids from a Hugging Face tokenizer that contains :data:`SPECIAL_TOKENS`.
