@@ -41,9 +41,11 @@ class SileroVAD:
     name = "silero-vad"
 
     def __init__(self, threshold: float = 0.5):
-        from silero_vad import load_silero_vad
+        # The hands-free mode's loader: it keeps torch's thread count (importing silero_vad sets 1 thread for the
+        # whole process, which slowed the engine) and warms the TorchScript model up.
+        from ui.handsfree import load_vad_model
 
-        self.model, self.threshold = load_silero_vad(), threshold
+        self.model, self.threshold = load_vad_model(), threshold
         self.window = round(SAMPLE_RATE * FRAME_S)
 
     def reset(self) -> None:
