@@ -42,13 +42,14 @@ def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
         raise ValueError("the recording is empty: record or upload some speech")
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
         raise ValueError(f"audio samples must be numbers, got {data.dtype}")
+    # The integer scale comes from the input's dtype, before averaging channels turns int samples into floats
+    # (stereo int16 was never scaled: quiet noise passed the silence check and came back at full scale).
+    scale = float(np.iinfo(data.dtype).max) if np.issubdtype(data.dtype, np.integer) else 1.0
     if data.ndim == 2:
         data = data.mean(axis=1) if data.shape[1] <= 8 else data.mean(axis=0)
     elif data.ndim != 1:
         raise ValueError(f"audio must be [samples] or [samples, channels], got shape {data.shape}")
-    if np.issubdtype(data.dtype, np.integer):
-        data = data.astype(np.float64) / float(np.iinfo(data.dtype).max)
-    data = data.astype(np.float64)
+    data = data.astype(np.float64) / scale
     if not np.isfinite(data).all():
         raise ValueError("the audio contains NaN or infinite samples")
     if not sample_rate or sample_rate < 4000:

@@ -40,6 +40,14 @@ def test_rates_channels_and_formats_become_mono_16k_float(sr):
         assert np.abs(out).max() <= 1.0 + 1e-6
 
 
+def test_multichannel_int_audio_is_scaled_like_mono():
+    mono = (_tone(1.0, amp=0.3) * 32767).astype(np.int16)
+    np.testing.assert_allclose(prepare_audio(SR, np.stack([mono, mono], 1)), prepare_audio(SR, mono), atol=1e-6)
+    quiet = np.random.default_rng(0).integers(-20, 20, (SR, 2)).astype(np.int16)     # ~ -64 dBFS noise
+    with pytest.raises(ValueError, match="silent"):
+        prepare_audio(SR, quiet)
+
+
 def test_a_typed_turn_streams_segments_and_writes_video_and_motion(tiny_run):
     session = ChatSession(checkpoint=str(tiny_run[2]), size=64, max_new_tokens=70)
     updates = list(session.respond(text="How was the concert?"))
