@@ -107,9 +107,12 @@ def handsfree_stream(chunk, hf: HandsFree | None, turns: int, cuts: int):
 
 
 def handsfree_start(hf: HandsFree | None):
-    """Recording (re)starts: a fresh stream, nothing left over from the last one."""
-    if hf is not None:
-        hf.reset()
+    """Recording (re)starts: a fresh stream, nothing left over from the last one. The VAD model is loaded here,
+    not in the first chunk's handler: its ~0.4 s load outlasts the 0.25 s chunk interval, and Gradio keeps only
+    the newest chunk while a handler runs, so the first syllables would be lost."""
+    hf = hf or HandsFree()
+    hf.detector.model                       # noqa: B018 (loads and warms it up)
+    hf.reset()
     return hf, "👂 listening…"
 
 
