@@ -41,7 +41,7 @@ def _token2wav(args: argparse.Namespace) -> int:
 def _curriculum(args: argparse.Namespace) -> int:
     from a2llm.train.curriculum import Curriculum, load_config
 
-    cfg = load_config(args.config, data=args.data, out=args.out, rvq=args.rvq)
+    cfg = load_config(args.config, data=args.data, out=args.out, rvq=args.rvq, read_data=args.read_data)
     cur = Curriculum(cfg, progress=not args.quiet)
     final = cur.run(only=args.stage)
     if not args.stage and cur.is_main:
@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--data", help="override the config's FLAME-QA folder")
     c.add_argument("--out", help="override the config's output folder")
     c.add_argument("--rvq", help="override the config's motion tokenizer (checkpoint or rvq folder)")
+    c.add_argument("--read-data", help="override the config's read-aloud corpus (python -m a2llm.data.nano --read)")
     c.add_argument("--stage", help="run only this stage (its init stage must be done)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(run=_curriculum)

@@ -43,6 +43,7 @@ from a2llm.train.log import append_csv
 
 TRAINABLE = ("all", "lora+connector", "connector")
 DEFAULT_TASKS = (("aqaa", 0.4), ("tqa", 0.15), ("repeat", 0.15), ("tts", 0.15), ("asr", 0.15))
+READ_TASKS = (("tts", 0.6), ("asr", 0.2), ("repeat", 0.2))      # read-aloud samples have no answer to give
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class StageConfig:
         high_dynamic_share: with subset "all", the share of every batch drawn from the high-dynamic subset (the
             rest from all samples): affective tuning that keeps seeing ordinary answers. None: plain ``subset``.
         tasks: (subtask, sampling weight) pairs.
+        read_share: the share of every batch drawn from the curriculum's read-aloud corpus (``read_data``:
+            random sentences, nothing to memorise), each with a task of ``read_tasks``; 0 = none.
         warmup: linear warm-up steps, then cosine decay to ``min_lr_ratio``.
     """
 
@@ -77,6 +80,8 @@ class StageConfig:
     subset: str = "all"
     high_dynamic_share: float | None = None
     tasks: tuple[tuple[str, float], ...] = DEFAULT_TASKS
+    read_share: float = 0.0
+    read_tasks: tuple[tuple[str, float], ...] = READ_TASKS
     warmup: int = 50
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
@@ -92,11 +97,21 @@ class StageConfig:
             raise ValueError(f"stage {self.name}: subset={self.subset!r}, choose 'all' or 'high_dynamic'")
         if self.high_dynamic_share is not None and (self.subset != "all" or not 0 <= self.high_dynamic_share <= 1):
             raise ValueError(f"stage {self.name}: high_dynamic_share must be within [0, 1] and needs subset 'all'")
-        bad = [t for t, _ in self.tasks if t not in TASKS]
+        if not 0 <= self.read_share < 1:
+            raise ValueError(f"stage {self.name}: read_share must be within [0, 1)")
+        bad = [t for t, _ in self.tasks + self.read_tasks if t not in TASKS]
         if bad:
             raise ValueError(f"stage {self.name}: unknown tasks {bad}; choose from {TASKS}")
+        if self.read_share and any(t in ("aqaa", "tqa") for t, _ in self.read_tasks):
+            raise ValueError(f"stage {self.name}: read-aloud samples have no answer; read_tasks may hold "
+                             f"tts, asr and repeat")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"stage {self.name}: steps and batch must be >= 1")
+
+
+def _task_probs(tasks) -> tuple[list[str], np.ndarray]:
+    probs = np.array([w for _, w in tasks], float)
+    return [t for t, _ in tasks], probs / probs.sum()
 
 
 def draw_batch(rng: np.random.Generator, train, high, stage: StageConfig) -> list:
@@ -121,6 +136,8 @@ class CurriculumConfig:
         backbone: Step-Audio-2 folder for a full-size run ("" for nano, built from scratch).
         tokenizer: text tokenizer folder ("" = train the nano BPE on the corpus into OUT/tokenizer).
         tokenizer_vocab: BPE size of that tokenizer.
+        read_data: the read-aloud corpus (``python -m a2llm.data.nano --read``) stages with ``read_share`` draw
+            from; its sentences also train the BPE ("" = none).
         final: the stage whose result is the model (default: the last one).
         extra_parts: recorded in each stage's a2llm.json as they are (e.g. the detokenizer).
     """
@@ -133,6 +150,7 @@ class CurriculumConfig:
     backbone: str = ""
     tokenizer: str = ""
     tokenizer_vocab: int = 600
+    read_data: str = ""
     seed: int = 0
     final: str = ""
     extra_parts: dict = field(default_factory=dict)
@@ -165,9 +183,10 @@ def load_config(path: str | Path, **overrides) -> CurriculumConfig:
         if isinstance(entry, str):
             entry = json.loads((path.parent / entry).read_text())
         entry = dict(entry)
-        if "tasks" in entry:
-            entry["tasks"] = tuple((t, float(w)) for t, w in (entry["tasks"].items() if isinstance(entry["tasks"], dict)
-                                                              else entry["tasks"]))
+        for key in ("tasks", "read_tasks"):
+            if key in entry:
+                entry[key] = tuple((t, float(w)) for t, w in (entry[key].items() if isinstance(entry[key], dict)
+                                                              else entry[key]))
         stages.append(StageConfig(**entry))
     if not stages:
         raise ValueError(f"{path} lists no stages")
@@ -241,7 +260,8 @@ class Curriculum:
             return load_text_tokenizer(self.cfg.tokenizer)
         folder = self.out / "tokenizer"
         if self.acc.is_main_process and not (folder / "tokenizer.json").exists():
-            build_text_tokenizer(self.cfg.data, folder, self._num_audio_codes(), self.cfg.tokenizer_vocab)
+            build_text_tokenizer(self.cfg.data, folder, self._num_audio_codes(), self.cfg.tokenizer_vocab,
+                                 extra=self.cfg.read_data or None)
         self.acc.wait_for_everyone()
         return load_text_tokenizer(folder)
 
@@ -250,6 +270,14 @@ class Curriculum:
         if key not in self._data:
             self._data[key] = MemoryDataset(self.cfg.data, split, high_dynamic_only=subset == "high_dynamic")
         return self._data[key]
+
+    def read_data(self) -> MemoryDataset:
+        if not self.cfg.read_data:
+            raise ValueError("a stage has read_share > 0 but the curriculum names no read_data corpus "
+                             "(make one: python -m a2llm.data.nano --read --out DIR --num N)")
+        if "read" not in self._data:
+            self._data["read"] = MemoryDataset(self.cfg.read_data, "train")
+        return self._data["read"]
 
     def new_model(self):
         from a2llm.model import A2LLM, A2LLMConfig
@@ -322,9 +350,10 @@ class Curriculum:
         train = self.data("train", stage.subset)
         high = self.data("train", "high_dynamic") if stage.high_dynamic_share is not None else None
         collate = FlameQACollator(self.tokenizer, self.layout, CollatorConfig(task_weights=stage.tasks))
-        names = [t for t, _ in stage.tasks]
-        probs = np.array([w for _, w in stage.tasks], float)
-        probs /= probs.sum()
+        names, probs = _task_probs(stage.tasks)
+        read = self.read_data() if stage.read_share else None
+        read_names, read_probs = _task_probs(stage.read_tasks)
+        n_read = int(round(stage.batch * stage.read_share))
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -335,6 +364,9 @@ class Curriculum:
             rng = np.random.default_rng([self.cfg.seed, acc.process_index, step])
             samples = draw_batch(rng, train, high, stage)
             tasks = list(rng.choice(names, size=stage.batch, p=probs))
+            if read is not None:            # the batch's last n_read rows become read-aloud samples
+                samples[stage.batch - n_read:] = [read[int(i)] for i in rng.integers(0, len(read), n_read)]
+                tasks[stage.batch - n_read:] = list(rng.choice(read_names, size=n_read, p=read_probs))
             batch = collate(samples, tasks).to(acc.device)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * lr_factor(step, stage)

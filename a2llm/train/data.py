@@ -26,6 +26,11 @@ class MemoryDataset(Sequence):
         return self.samples[i]
 
 
+def _records(root: str | Path) -> list[dict]:
+    ds = load_flame_qa(root, "train")
+    return [ds.record(i) for i in range(len(ds))]
+
+
 def corpus_texts(root: str | Path) -> list[str]:
     """Every question, answer and context turn of the training split, plus the system prompts."""
     ds = load_flame_qa(root, "train")
@@ -36,11 +41,14 @@ def corpus_texts(root: str | Path) -> list[str]:
     return texts
 
 
-def build_text_tokenizer(root: str | Path, out: str | Path, num_audio_codes: int, vocab_size: int = 600):
-    """Train the nano BPE on the training split's text and save it as a tokenizer folder at ``out``."""
+def build_text_tokenizer(root: str | Path, out: str | Path, num_audio_codes: int, vocab_size: int = 600,
+                         extra: str | Path | None = None):
+    """Train the nano BPE on the training split's text (and ``extra``'s: the read-aloud corpus) and save it as
+    a tokenizer folder at ``out``."""
     from a2llm.lalm.text_tokenizer import train_nano_tokenizer
 
-    tok = train_nano_tokenizer(corpus_texts(root), num_audio_codes, vocab_size)
+    texts = corpus_texts(root) + ([r["response_text"] for r in _records(extra)] if extra else [])
+    tok = train_nano_tokenizer(texts, num_audio_codes, vocab_size)
     Path(out).mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out))
     return tok

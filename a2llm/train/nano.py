@@ -4,7 +4,7 @@
 
 Steps (each resumable, each skipped once done, so re-running the command continues an interrupted run):
 
-1. FLAME-QA-nano into ``data`` (when the folder does not exist).
+1. FLAME-QA-nano into ``data`` and the read-aloud corpus into ``read_data`` (when the folders do not exist).
 2. nano token2wav (``WORK/token2wav``) and the RVQ-VAE motion tokenizer (``WORK/rvq``).
 3. the curriculum (configs/nano/curriculum.json) on ``processes`` CPU processes through torchrun (gloo): on
    two cores two single-threaded processes train ~1.4x faster than one two-threaded one.
@@ -30,6 +30,8 @@ from a2llm.checkpoint import MANIFEST
 class NanoConfig:
     data: str = "data/flame-qa-nano"
     num_samples: int = 6000
+    read_data: str = "data/flame-qa-nano-read"
+    read_samples: int = 5000
     work: str = "runs/nano"
     out: str = "checkpoints/a2llm-nano"
     curriculum: str = "configs/nano/curriculum.json"
@@ -77,6 +79,9 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
     wall = {}
     if not (Path(cfg.data) / "dataset.json").exists():
         wall["data"] = _run([py, "-m", "a2llm.data.nano", "--out", cfg.data, "--num", str(cfg.num_samples)])
+    if cfg.read_data:     # always called: it skips the samples already written (a partial folder is continued)
+        wall["read_data"] = _run([py, "-m", "a2llm.data.nano", "--read", "--out", cfg.read_data, "--num",
+                                  str(cfg.read_samples)])
     wall["token2wav"] = _run([py, "-m", "a2llm.train", "token2wav", "--data", cfg.data, "--out",
                               str(work / "token2wav"), "--epochs", str(cfg.token2wav_epochs)] + q)
     wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
@@ -84,7 +89,8 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
     launch = [py, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.processes}"] \
         if cfg.processes > 1 else [py]
     wall["curriculum"] = _run(launch + ["-m", "a2llm.train", "curriculum", "--config", cfg.curriculum, "--data",
-                                        cfg.data, "--out", str(work / "curriculum"), "--rvq", str(work / "rvq")] + q,
+                                        cfg.data, "--out", str(work / "curriculum"), "--rvq", str(work / "rvq"),
+                                        "--read-data", cfg.read_data] + q,
                               env={"OMP_NUM_THREADS": "1"} if cfg.processes > 1 else None)
     wall["audio-only"] = _run([py, "-m", "a2llm.train", "audio-only", "--data", cfg.data, "--rvq",
                                str(work / "rvq"), "--out", str(work / "audio-only"), "--steps",

@@ -185,8 +185,15 @@ def train_token2wav(data_dir: str | Path, out_dir: str | Path, cfg: TrainConfig 
     return metrics
 
 
+#: Settings of the Griffin-Lim decode only: the trained network does not depend on them, so a run may resume
+#: (or re-save its finished model) with new values.
+DECODE_ONLY = ("gl_iters", "gl_momentum", "overlap_tokens", "crossfade", "nnls_iters")
+
+
 def _check_same(state: dict, cfg: TrainConfig, model_cfg: NanoToken2WavConfig, path: Path) -> None:
     saved = {k: v for k, v in state["train_config"].items() if k != "epochs"}
-    if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"} or state["model_config"] != asdict(model_cfg):
+    trained = {k: v for k, v in state["model_config"].items() if k not in DECODE_ONLY}
+    if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"} or \
+            trained != {k: v for k, v in asdict(model_cfg).items() if k not in DECODE_ONLY}:
         raise ValueError(f"{path} was written with other settings (train {state['train_config']}, model "
                          f"{state['model_config']}); use the same ones (only epochs may grow) or remove it")

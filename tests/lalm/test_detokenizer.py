@@ -1,4 +1,5 @@
 """Detokenizers: the streaming contract on nano token2wav, Griffin-Lim, checkpoints, training, CosyVoice adapter."""
+import dataclasses
 import io
 import json
 import sys
@@ -236,6 +237,14 @@ def test_training_loss_falls_resumes_and_saves(tmp_path):
     assert detok.config == TINY and len(detok.decode(np.zeros(30, np.int64))) == 30 * SPT
     with pytest.raises(ValueError, match="other settings"):
         train_token2wav(tmp_path / "data", out, TrainConfig(epochs=3, batch=2), progress=False, model_cfg=TINY)
+    # Griffin-Lim settings are decode-only: the finished run re-saves its model with the new ones
+    fewer = dataclasses.replace(TINY, gl_iters=TINY.gl_iters + 3)
+    train_token2wav(tmp_path / "data", out, TrainConfig(epochs=3, batch=3, lr=3e-3), progress=False, model_cfg=fewer)
+    assert NanoToken2Wav.from_pretrained(out).config == fewer
+    assert len((out / "train_log.csv").read_text().splitlines()) == 4          # nothing trained again
+    with pytest.raises(ValueError, match="other settings"):
+        train_token2wav(tmp_path / "data", out, TrainConfig(epochs=3, batch=3, lr=3e-3), progress=False,
+                        model_cfg=dataclasses.replace(TINY, channels=TINY.channels * 2))
 
 
 # --- the real (CosyVoice2-style) token2wav adapter --------------------------------------------------------------

@@ -125,3 +125,37 @@ def test_mixed_batches_draw_the_high_dynamic_share():
     assert [k for k, _ in plain] == ["all"] * 16
     # without a share the draw is exactly the one before mixed batches existed (resumed runs stay identical)
     assert [i for _, i in plain] == np.random.default_rng(0).integers(0, 100, 16).tolist()
+
+
+def test_read_share_puts_read_aloud_samples_with_read_tasks_into_every_batch(tiny_corpus, tiny_rvq, tmp_path,
+                                                                              monkeypatch):
+    from a2llm.data.collate import FlameQACollator
+    from a2llm.data.nano.read import generate_read
+
+    read = tmp_path / "read"
+    generate_read(read, 6, workers=1, progress=False)
+    stages = tiny_stages(read_share=0.5, read_tasks={"tts": 1, "asr": 1})[:1]
+    stages[0].update(batch=4, steps=2)
+    cfg = load_config(write_config(tmp_path / "c", tiny_corpus, tiny_rvq, stages, final="pretrain",
+                                   read_data=str(read)))
+    seen = []
+    real = FlameQACollator.__call__
+
+    def spy(self, samples, tasks=None):
+        if len(samples) == 4:                     # training batches (validation batches are 3 samples)
+            seen.append([(s.id, t) for s, t in zip(samples, tasks)])
+        return real(self, samples, tasks)
+
+    monkeypatch.setattr(FlameQACollator, "__call__", spy)
+    Curriculum(cfg, progress=False).run()
+    assert len(seen) == 2
+    for batch in seen:
+        assert [i.startswith("read-") for i, _ in batch] == [False, False, True, True]
+        assert all(t in ("tts", "asr") for i, t in batch if i.startswith("read-"))
+    with pytest.raises(ValueError, match="read_share"):
+        StageConfig(name="x", read_share=1.0)
+    with pytest.raises(ValueError, match="no answer"):
+        StageConfig(name="x", read_share=0.5, read_tasks=(("aqaa", 1.0),))
+    missing = load_config(write_config(tmp_path / "d", tiny_corpus, tiny_rvq, stages, final="pretrain"))
+    with pytest.raises(ValueError, match="read_data"):
+        Curriculum(missing, progress=False).run()

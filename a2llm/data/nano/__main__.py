@@ -1,4 +1,4 @@
-"""python -m a2llm.data.nano --out DIR --num N [--seed S] [--workers W]"""
+"""python -m a2llm.data.nano --out DIR --num N [--seed S] [--workers W] [--read]"""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +6,7 @@ import sys
 import time
 
 from a2llm.data.nano.generate import NanoConfig, generate
+from a2llm.data.nano.read import generate_read
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,11 +22,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
     ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     ap.add_argument("--shard-size", type=int, default=500, help="samples per shard (default 500)")
+    ap.add_argument("--read", action="store_true",
+                    help="write the read-aloud corpus instead (FLAME-QA-nano-read: random sentences of a general "
+                         "vocabulary, for learning to read new text; a2llm/data/nano/read.py)")
     args = ap.parse_args(argv)
     if args.num <= 0:
         ap.error("--num must be positive")
     t0 = time.perf_counter()
-    path = generate(args.out, args.num, NanoConfig(seed=args.seed), workers=args.workers, shard_size=args.shard_size)
+    make = generate_read if args.read else generate
+    path = make(args.out, args.num, NanoConfig(seed=args.seed), workers=args.workers, shard_size=args.shard_size)
     dt = time.perf_counter() - t0
     print(f"wrote {path} ({args.num} samples requested) in {dt:.1f} s: {60 * args.num / dt:.0f} samples/minute")
     return 0

@@ -1,0 +1,131 @@
+"""FLAME-QA-nano-read: read-aloud sentences that teach nano to read text it has never heard.
+
+FLAME-QA-nano's answers are 24 templates × 12 topics: a model trained on them alone memorises the sentences
+and, given a new one to read, continues a memorised one (docs/NANO.md). This corpus holds random word
+sequences — no template, nothing to memorise — over a general English vocabulary: the training templates'
+words plus a list of common words written here. Each sample is the sentence spoken twice: by a training voice
+with noise (``question_audio``, for ASR) and by the answer voice with its 25 Hz phone tokens
+(``response_audio``, for TTS and Repeat), with procedural neutral motion. The curriculum mixes a share of these
+into pre-training batches (``StageConfig.read_share``).
+
+The vocabulary is general, so it also holds words of the held-out templates (docs/NANO.md says which); the
+held-out *sentences* never occur here.
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from a2llm.data.format import FlameQASample, FlameQAWriter
+from a2llm.data.nano.generate import (SAMPLE_RATE, TRAIN_VOICES, NanoConfig, _noisy, _resample, _segments,
+                                      _word_times)
+from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS
+
+COMMON_WORDS = """
+a about above across after again against ago air all almost alone along already also always am among an and
+animal another answer any anyone anything are area arm around art as ask at away baby back bad bag ball bank
+be beautiful because bed been before began begin behind being believe below best better between big bird
+black blue boat body book both box boy bread break bright bring brother brown build bus busy but buy by call
+came can car card care carry case cat catch chair change child children city class clean clear close cloud
+coffee cold colour come common cook cool could country course cup cut dark day dear deep did different dinner
+do doctor does dog done door down draw dream drink drive dry during each early earth easy eat egg eight end
+enough even evening ever every eye face fact fall family far farm fast father feel feet few field fill find
+fine fire first fish five floor flower fly follow food foot for forest forget found four free friday friend
+from front fruit full game garden gave get girl give glad glass go gold good got great green ground group grow
+had half hand happen hard has hat have he head hear heart heavy help her here high hill him his hold home hope
+horse hot hour house how hundred i idea if in inside into is it its job just keep kind king kitchen knew know
+lake land language large last late laugh learn leave left leg less let letter light like line list listen
+little live long look lost lot loud love low made make man many map market may me mean meet men might mile
+milk mind minute minutes miss moment monday money month moon more morning most mother mountain mouth move much
+music must my name near need never new next nice night nine no noise north not nothing now number of off
+office often oil old on once one only open or orange order other our out over own page paper park part pass
+past pay people perhaps person picture piece place plan planned plant play please point poor power problem
+pull push put question quick quiet rain read ready red rest right river road rock room round run sad safe said
+same saturday saw say school sea second see seem sell send seven shall she ship shoe shop short should show
+side simple sing sister sit six sky sleep slow small smile snow so some something song soon sound south speak
+special spring stand star start station stay still stone stop story street strong student study summer sun
+sunday sure table take talk tall tea teacher tell ten than thank that the their them then there these they
+thing think third this those thought three through thursday time to today together told tomorrow too took top
+town train travel tree true try tuesday turn two under until up us use very village visit voice wait walk wall
+want warm was watch water way we wednesday week well went were west what when where which while white who
+whole why wide will wind window winter with without woman wood word work world would write year yellow yes
+yesterday you young your
+""".split()
+
+
+def read_vocabulary() -> list[str]:
+    """The common words plus every word of the training templates, topics and context turns (lower case)."""
+    texts = [t.fill(top)[0] + " " + t.fill(top)[1] for t in TEMPLATES if not t.holdout for top in TOPICS]
+    texts += [q + " " + a for q, a in CONTEXT_TURNS]
+    words = {w for text in texts for w in re.findall(r"[a-z']+", text.lower())}
+    return sorted(words | set(COMMON_WORDS))
+
+
+def read_sentence(rng: np.random.Generator, vocabulary: list[str], words: tuple[int, int] = (3, 10)) -> str:
+    """A random sequence of ``words`` (min, max inclusive) vocabulary words, capitalised and punctuated."""
+    k = int(rng.integers(words[0], words[1] + 1))
+    picks = [vocabulary[int(i)] for i in rng.integers(0, len(vocabulary), k)]
+    if rng.random() < 0.3 and k >= 6:            # a comma inside some sentences, as in the answers
+        cut = int(rng.integers(2, k - 2))
+        picks[cut] += ","
+    text = " ".join(picks)
+    text = re.sub(r"\bi\b", "I", text)
+    return text[0].upper() + text[1:] + str(rng.choice([".", ".", "!", "?"]))
+
+
+def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
+    """Read-aloud sample ``index`` (deterministic for ``cfg.seed``; ids ``read-NNNNNN``)."""
+    from a2llm.data.espeak import synthesize
+    from a2llm.data.nano.motion import Style, find_cues, synthesize_motion
+    from a2llm.data.phones import frame_tokens
+
+    rng, noise_rng, motion_rng = (np.random.default_rng(s)
+                                  for s in np.random.SeedSequence([cfg.seed, 7_000_000 + index]).spawn(3))
+    text = read_sentence(rng, read_vocabulary())
+    voice = TRAIN_VOICES[rng.integers(len(TRAIN_VOICES))]
+    q_rate, q_pitch = int(rng.integers(*cfg.question_rate)), int(rng.integers(*cfg.question_pitch))
+    snr = float(rng.uniform(*cfg.snr_db))
+    q = synthesize(text, voice=voice, rate=q_rate, pitch=q_pitch)
+    question_audio = _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr)
+    a_rate = int(rng.integers(*cfg.answer_rate))
+    r = synthesize(text, voice=cfg.answer_voice, rate=a_rate, pitch=cfg.answer_pitch)
+    audio = _resample(r.audio, r.sample_rate)
+    frames = int(round(25 * len(audio) / SAMPLE_RATE))
+    motion = synthesize_motion(_segments(r), frames, "neutral", find_cues(_word_times(r), "neutral"), Style(),
+                               motion_rng)
+    return FlameQASample(
+        id=f"read-{index:06d}", question_text=text, question_audio=question_audio, response_text=text,
+        response_audio=audio, sample_rate=SAMPLE_RATE, motion=motion, emotion="neutral",
+        audio_tokens=frame_tokens(r.phonemes, frames), source="flame-qa-nano-read", split="train",
+        meta={"question_voice": voice, "question_rate": q_rate, "question_pitch": q_pitch, "snr_db": round(snr, 2),
+              "answer_voice": cfg.answer_voice, "answer_rate": a_rate})
+
+
+def _make(args: tuple[int, NanoConfig]) -> FlameQASample:
+    return make_read_sample(*args)
+
+
+def generate_read(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,
+                  shard_size: int = 500, progress: bool = True) -> Path:
+    """Write read-aloud samples 0..num-1 into ``out`` (continuing a partial folder); returns dataset.json."""
+    writer = FlameQAWriter(out, name="flame-qa-nano-read", sample_rate=SAMPLE_RATE, shard_size=shard_size)
+    todo = [i for i in range(num) if not writer.has(f"read-{i:06d}")]
+    bar = tqdm(total=num, initial=num - len(todo), desc="FLAME-QA-nano-read", unit="sample", disable=not progress)
+    try:
+        if workers <= 1:
+            for i in todo:
+                writer.add(make_read_sample(i, cfg))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for sample in pool.map(_make, [(i, cfg) for i in todo], chunksize=8):
+                    writer.add(sample)
+                    bar.update()
+    finally:
+        bar.close()
+        path = writer.close()
+    return path
