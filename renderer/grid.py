@@ -16,6 +16,14 @@ def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
 
 
 def _font(size: int):
+    """DejaVu Sans (shipped inside matplotlib, so always here): Pillow's default font has no "²", which drew
+    "A²-LLM" captions with a missing-glyph box."""
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(f"{matplotlib.get_data_path()}/fonts/ttf/DejaVuSans.ttf", size)
+    except (ImportError, OSError):
+        pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:                       # Pillow < 10.1 has no sized default font

@@ -106,6 +106,14 @@ def test_grid_layout_and_labels():
         g.compose([np.zeros((64, 64, 3), np.uint8)])
 
 
+def test_grid_labels_draw_the_superscript_two_of_a2llm():
+    from renderer.grid import label_band
+
+    two, missing, blank = label_band(["A²", "A\ue000", "A"], tile_w=80, cols=1, height=24)
+    assert not np.array_equal(two, missing)         # "²" is a real glyph, not the missing-glyph box
+    assert not np.array_equal(two, blank)
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "renderer", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
