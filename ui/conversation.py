@@ -35,7 +35,7 @@ def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
     """Any microphone / upload audio -> mono float32 at 16 kHz, or a clear ValueError (nothing else changes).
 
     Accepts int16 / int32 / float arrays, mono or multi-channel ([N, C]), any sample rate."""
-    from scipy.signal import resample_poly
+    from a2llm.data.builder.media import resample
 
     data = np.asarray(data)
     if data.size == 0:
@@ -66,8 +66,7 @@ def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
     if peak > 1.0:                                   # clipped or out-of-range floats: bring into [-1, 1]
         data = data / peak
     if sample_rate != SAMPLE_RATE:
-        g = np.gcd(int(sample_rate), SAMPLE_RATE)
-        data = resample_poly(data, SAMPLE_RATE // g, int(sample_rate) // g)
+        data = resample(data, int(sample_rate), SAMPLE_RATE)
         peak = np.abs(data).max()
         if peak > 1.0:                               # the resampling filter rings past a clipped input
             data = data / peak

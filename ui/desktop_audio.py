@@ -3,13 +3,13 @@
 Nothing here imports sounddevice: the module is passed in (``ui.desktop._sounddevice()``, or a fake in tests)."""
 from __future__ import annotations
 
-import math
 import queue
 import threading
 from collections.abc import Callable
 
 import numpy as np
 
+from a2llm.data.builder.media import resample
 from ui.conversation import SAMPLE_RATE
 
 FRAME_S = 0.032          # VAD frame: 512 samples at 16 kHz (silero-vad's window)
@@ -51,15 +51,6 @@ def _rate(check: Callable, device: int, preferred: int, default: float) -> int:
         return preferred
     except Exception:                               # noqa: BLE001 (PortAudioError, ValueError: not supported)
         return int(default)
-
-
-def _resample(pcm: np.ndarray, src: int, dst: int) -> np.ndarray:
-    if src == dst:
-        return np.asarray(pcm, np.float32)
-    from scipy.signal import resample_poly
-
-    g = math.gcd(int(src), int(dst))
-    return resample_poly(pcm, dst // g, src // g).astype(np.float32)
 
 
 class Microphone:
@@ -134,7 +125,7 @@ class Speaker:
             return
         with self._lock:
             self._pending += 1
-        self._items.put((epoch, _resample(pcm, sample_rate, self.rate)))
+        self._items.put((epoch, resample(pcm, sample_rate, self.rate)))
 
     def busy(self) -> bool:
         """Speech is queued or playing (after :meth:`stop`, the dropped speech drains within one piece)."""

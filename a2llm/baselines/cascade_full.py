@@ -23,7 +23,7 @@ The stages follow the protocols of :mod:`a2llm.baselines.cascade` and can be mix
 * animation — :func:`load_animator`: an A²-LLM checkpoint's audio-only avatar
   (:class:`~a2llm.baselines.cascade.AudioAnimator`), or :class:`ARTalkAnimator` over a checkout of ARTalk
   (github.com/xg-chu/ARTalk) with its released weights; either way the TTS's speech is resampled to the
-  animator's 16 kHz (:class:`Resampled`).
+  animator's 16 kHz (:class:`Resampled` for the avatar; ARTalkAnimator resamples itself).
 
 Nothing is downloaded: every model loads with ``local_files_only=True``, and a missing or incomplete folder raises
 ``FileNotFoundError`` naming what is missing and the command that fetches it.
@@ -35,13 +35,13 @@ import importlib.util
 import json
 import sys
 from collections.abc import Iterator
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from a2llm.baselines.cascade import AudioAnimator, Cascade, Speech
+from a2llm.data.builder.media import resample
 
 ASR_RATE = 16000            # Whisper's and the avatars' input rate
 WHISPER_WINDOW_S = 30.0
@@ -71,17 +71,6 @@ def require_files(folder: str | Path, what: str, how: str, needs: dict[str, tupl
     if missing:
         raise FileNotFoundError(f"{what} at {folder} are incomplete, missing: {'; '.join(missing)}: `{how}`")
     return folder
-
-
-def resample(audio: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """Mono float32 ``audio`` from ``src`` Hz to ``dst`` Hz (polyphase, ``scipy.signal.resample_poly``)."""
-    audio = np.asarray(audio, np.float32)
-    if src == dst:
-        return audio
-    from scipy.signal import resample_poly
-
-    g = gcd(int(src), int(dst))
-    return resample_poly(audio, dst // g, src // g).astype(np.float32)
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -361,16 +350,17 @@ def _import_artalk(folder: Path):
 
 
 def load_animator(folder: str | Path, rvq=None):
-    """The audio-driven animator in ``folder``, fed at 16 kHz whatever the TTS's rate (:class:`Resampled`):
+    """The audio-driven animator in ``folder``, fed speech at any rate:
 
-    * an A²-LLM checkpoint (``a2llm.json``): its audio-only avatar; ``rvq``, its motion tokenizer if loaded;
-    * an ARTalk checkout (``app/models.py``): :class:`ARTalkAnimator`.
+    * an A²-LLM checkpoint (``a2llm.json``): its audio-only avatar, at 16 kHz through :class:`Resampled`; ``rvq``,
+      its motion tokenizer if loaded;
+    * an ARTalk checkout (``app/models.py``): :class:`ARTalkAnimator` (it resamples to 16 kHz itself).
     """
     folder = Path(folder)
     if (folder / "a2llm.json").exists():
         return Resampled(AudioAnimator.from_checkpoint(folder, rvq=rvq))
     if (folder / "app/models.py").exists():
-        return Resampled(ARTalkAnimator(folder))
+        return ARTalkAnimator(folder)
     how = ARTalkAnimator.HOW.format(folder=folder)
     raise FileNotFoundError(f"no audio-driven animator at {folder}: expected an A²-LLM checkpoint folder with an "
                             f"audio-only baseline (a2llm.json) or an ARTalk checkout: `{how}`")

@@ -202,7 +202,7 @@ def test_vits_speaks_one_deterministic_piece_per_phrase(folders):
 def test_artalk_checkout_animates_through_its_interface(folders):
     project_app = sys.modules.get("app")
     anim = load_animator(folders["artalk"])
-    assert isinstance(anim, Resampled) and isinstance(anim.animator, ARTalkAnimator)
+    assert isinstance(anim, ARTalkAnimator)                             # it resamples itself: no wrapper
     assert sys.modules.get("app") is project_app                      # ARTalk's `app` did not shadow ours
     motion = anim.animate(np.zeros(24000 + 700, np.float32), 24000)     # 1.03 s at 24 kHz
     assert motion.shape == (26, 58) and motion.dtype == np.float32

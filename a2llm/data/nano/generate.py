@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 from tqdm import tqdm
 
+from a2llm.data.builder.media import resample
 from a2llm.data.format import EMOTIONS, FlameQASample, FlameQAWriter, Turn
 from a2llm.data.nano.motion import CueTime, Segment, Style, find_cues, synthesize_motion
 from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS, Template
@@ -48,10 +48,7 @@ class NanoConfig:
 
 
 def _resample(audio: np.ndarray, sr: int) -> np.ndarray:
-    if sr == SAMPLE_RATE:
-        return audio.astype(np.float32)
-    g = np.gcd(sr, SAMPLE_RATE)
-    return resample_poly(audio, SAMPLE_RATE // g, sr // g).astype(np.float32)
+    return resample(audio, sr, SAMPLE_RATE)
 
 
 def _split(rng: np.random.Generator, cfg: NanoConfig) -> tuple[str, str | None]:

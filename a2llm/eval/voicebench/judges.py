@@ -5,19 +5,17 @@ A judge is anything with a ``name`` (recorded with every judgement, and part of 
 
 * :class:`OpenAIJudge` — any OpenAI-compatible ``/chat/completions`` endpoint (OpenAI itself, or a local vLLM /
   llama.cpp / Ollama server), over ``urllib``; temperature 0, no system prompt (the release's setting);
-* :class:`HFJudge` — a local Hugging Face chat model through a transformers ``text-generation`` pipeline.
+* :class:`HFJudge` — a local Hugging Face chat model (transformers, greedy).
 
 :func:`make_judge` builds one from the command line's flags / environment and says what to set when something
 is missing.
 """
 from __future__ import annotations
 
-import json
 import os
-import time
-import urllib.error
-import urllib.request
 from typing import Protocol, runtime_checkable
+
+from a2llm.data.builder.stages.llm import HFChat, OpenAIChat
 
 #: The judge model the OpenAudioBench release used (GPT-4o, 2024-08-06 snapshot).
 DEFAULT_OPENAI_MODEL = "gpt-4o-2024-08-06"
@@ -44,8 +42,9 @@ class Judge(Protocol):
         ...
 
 
-class OpenAIJudge:
-    """A chat model behind an OpenAI-compatible HTTP API.
+class OpenAIJudge(OpenAIChat):
+    """A chat model behind an OpenAI-compatible HTTP API: the data builder's :class:`OpenAIChat` client with the
+    release's settings (temperature 0, no ``max_tokens``, no system prompt); failures raise :class:`JudgeError`.
 
     Args:
         model: the model name the endpoint serves.
@@ -56,68 +55,33 @@ class OpenAIJudge:
     """
 
     def __init__(self, model: str = DEFAULT_OPENAI_MODEL, base_url: str = DEFAULT_OPENAI_URL,
-                 api_key: str | None = None, timeout: float = 120.0, retries: int = 4, temperature: float = 0.0):
-        self.model, self.url = model, base_url.rstrip("/") + "/chat/completions"
-        self.api_key, self.timeout, self.retries, self.temperature = api_key, timeout, retries, temperature
+                 api_key: str | None = None, timeout: float = 120.0, retries: int = 4):
+        super().__init__(base_url, model, api_key=api_key, max_tokens=None, timeout_s=timeout,
+                         retries=max(0, retries - 1), backoff_s=1.0)
         self.name = f"openai:{model}"
 
-    def _request(self, prompt: str) -> dict:
-        body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                           "temperature": self.temperature}).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            return json.loads(resp.read().decode("utf-8"))
-
     def complete(self, prompt: str) -> str:
-        last = None
-        for attempt in range(self.retries):
-            try:
-                reply = self._request(prompt)
-                content = reply["choices"][0]["message"]["content"]
-                if not isinstance(content, str):
-                    raise JudgeError(f"{self.url} returned no text content: {str(reply)[:300]}")
-                return content
-            except urllib.error.HTTPError as exc:
-                detail = exc.read().decode("utf-8", "replace")[:300]
-                if exc.code in (400, 401, 403, 404):
-                    raise JudgeError(f"judge endpoint {self.url} refused the request (HTTP {exc.code}): {detail}") from exc
-                last = f"HTTP {exc.code}: {detail}"
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                last = str(exc)
-            except (KeyError, IndexError, json.JSONDecodeError) as exc:
-                raise JudgeError(f"judge endpoint {self.url} answered in an unexpected shape: {exc}") from exc
-            time.sleep(min(2 ** attempt, 30))
-        raise JudgeError(f"judge endpoint {self.url} failed {self.retries} times; last error: {last}")
+        try:
+            content = super().complete(prompt)
+        except RuntimeError as exc:
+            raise JudgeError(f"judge endpoint: {exc}") from exc
+        if not isinstance(content, str):
+            raise JudgeError(f"{self.url} returned no text content: {str(content)[:300]}")
+        return content
 
 
-class HFJudge:
-    """A local Hugging Face chat model (transformers ``text-generation`` pipeline, greedy decoding).
+class HFJudge(HFChat):
+    """A local Hugging Face chat model (the data builder's :class:`HFChat`: greedy, through its chat template).
 
     Args:
-        model: a model id or folder (a chat / instruct model: its chat template formats the prompt).
-        device: "cuda", "cpu", ... (None: transformers' choice).
+        model: a model id or folder (a chat / instruct model).
+        device: "cuda", "cpu", ... (None: a GPU when there is one).
         max_new_tokens: reply length cap (the rubrics ask for a short explanation and a verdict).
     """
 
     def __init__(self, model: str, device: str | None = None, max_new_tokens: int = 512):
-        try:
-            from transformers import pipeline
-        except ImportError as exc:  # pragma: no cover - transformers is a project dependency
-            raise JudgeNotConfigured("--judge hf needs the transformers package") from exc
-        self.pipe = pipeline("text-generation", model=model, device=device)
-        self.max_new_tokens = max_new_tokens
-        self.name = f"hf:{model}"
-
-    def complete(self, prompt: str) -> str:
-        out = self.pipe([{"role": "user", "content": prompt}], max_new_tokens=self.max_new_tokens,
-                        do_sample=False, return_full_text=False)
-        text = out[0]["generated_text"]
-        if isinstance(text, list):               # chat output: the conversation, the reply last
-            text = text[-1]["content"]
-        return str(text)
+        chat = HFChat.from_pretrained(model, device=device or "auto", max_new_tokens=max_new_tokens)
+        super().__init__(chat.model, chat.tokenizer, max_new_tokens=max_new_tokens, name=f"hf:{model}")
 
 
 def make_judge(kind: str, model: str | None = None, url: str | None = None, api_key_env: str = "OPENAI_API_KEY",

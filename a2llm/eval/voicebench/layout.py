@@ -152,9 +152,11 @@ def load_items(data: str | Path, subset: str, limit: int | None = None) -> list[
 
 
 def load_audio(path: str | Path) -> np.ndarray:
-    """A clip as mono float32 at 16 kHz (the engine's input rate); clear errors for Git LFS pointers / bad files."""
-    import soundfile as sf
-    from scipy.signal import resample_poly
+    """A clip as mono float32 at 16 kHz (the engine's input rate); clear errors for Git LFS pointers / bad files.
+
+    Decoding is :func:`a2llm.data.builder.media.load_audio` (libsndfile, else ffmpeg: MP3 on any libsndfile)."""
+    from a2llm.data.builder.media import MediaError
+    from a2llm.data.builder.media import load_audio as load_media
 
     path = Path(path)
     with open(path, "rb") as f:
@@ -162,13 +164,6 @@ def load_audio(path: str | Path) -> np.ndarray:
     if head.startswith(b"version https://git-lfs"):
         raise LayoutError(f"{path} is a Git LFS pointer, not audio: fetch the clips (git lfs pull in the dataset clone)")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises its own LibsndfileError / RuntimeError types
+        return load_media(path, SAMPLE_RATE)
+    except MediaError as exc:
         raise ValueError(f"cannot read audio {path}: {exc}") from exc
-    pcm = data.mean(axis=1)
-    if pcm.size == 0:
-        raise ValueError(f"{path} holds no samples")
-    if rate != SAMPLE_RATE:
-        g = np.gcd(int(rate), SAMPLE_RATE)
-        pcm = resample_poly(pcm.astype(np.float64), SAMPLE_RATE // g, int(rate) // g)
-    return np.ascontiguousarray(pcm, dtype=np.float32)

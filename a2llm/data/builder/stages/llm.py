@@ -235,7 +235,7 @@ class OpenAIChat:
         base_url: API root, e.g. ``http://localhost:8000/v1`` (vLLM) or ``https://api.openai.com/v1``.
         model: model name the server knows.
         api_key: bearer token, or None for servers without authentication.
-        max_tokens: cap on the reply length.
+        max_tokens: cap on the reply length (None: not sent, the server's default).
         timeout_s: per-request timeout.
         retries: extra attempts after a connection error, 429 or 5xx (exponential backoff).
         backoff_s: first backoff delay; doubled each retry.
@@ -244,7 +244,7 @@ class OpenAIChat:
 
     RETRY_STATUS = (429, 500, 502, 503, 504)
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, max_tokens: int = 512,
+    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, max_tokens: int | None = 512,
                  timeout_s: float = 120.0, retries: int = 3, backoff_s: float = 2.0, json_mode: bool = False):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
@@ -258,7 +258,9 @@ class OpenAIChat:
 
     def _request(self, prompt: str) -> urllib.request.Request:
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                                "temperature": 0, "max_tokens": self.max_tokens}
+                                "temperature": 0}
+        if self.max_tokens is not None:
+            body["max_tokens"] = self.max_tokens
         if self.json_mode:
             body["response_format"] = {"type": "json_object"}
         headers = {"Content-Type": "application/json"}
