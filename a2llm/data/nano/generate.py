@@ -11,6 +11,7 @@ Splits: ``train`` and ``val`` use the seen templates and training voices; ``test
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -94,9 +95,31 @@ def _noisy(audio: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.nda
     return np.clip(x, -1, 1).astype(np.float32)
 
 
+def spoken_question(text: str, voice: str, rng: np.random.Generator, noise_rng: np.random.Generator,
+                    cfg: NanoConfig) -> tuple[np.ndarray, int, int, float]:
+    """``text`` said by ``voice`` at a drawn rate and pitch, with lead/tail silence and noise at a drawn SNR:
+    (16 kHz audio, rate, pitch, SNR in dB)."""
+    from a2llm.data.espeak import synthesize
+
+    rate, pitch = int(rng.integers(*cfg.question_rate)), int(rng.integers(*cfg.question_pitch))
+    snr = float(rng.uniform(*cfg.snr_db))
+    q = synthesize(text, voice=voice, rate=rate, pitch=pitch)
+    return _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr), rate, pitch, snr
+
+
+def spoken_answer(text: str, rng: np.random.Generator, cfg: NanoConfig):
+    """``text`` said by the answer voice at a drawn rate: (espeak utterance with phoneme timings, 16 kHz audio,
+    25 Hz frames, rate)."""
+    from a2llm.data.espeak import synthesize
+
+    rate = int(rng.integers(*cfg.answer_rate))
+    utt = synthesize(text, voice=cfg.answer_voice, rate=rate, pitch=cfg.answer_pitch)
+    audio = _resample(utt.audio, utt.sample_rate)
+    return utt, audio, int(round(25 * len(audio) / SAMPLE_RATE)), rate
+
+
 def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
     """Build sample ``index`` (deterministic for ``cfg.seed``)."""
-    from a2llm.data.espeak import synthesize
     from a2llm.data.phones import frame_tokens
 
     # Separate streams: espeak-ng's audio length varies slightly from run to run (its wave generator keeps
@@ -110,15 +133,9 @@ def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
     question, answer = template.fill(topic)
     voices = TEST_VOICES if holdout == "voice" else TRAIN_VOICES
     voice = voices[rng.integers(len(voices))]
-    q_rate, q_pitch = int(rng.integers(*cfg.question_rate)), int(rng.integers(*cfg.question_pitch))
-    snr = float(rng.uniform(*cfg.snr_db))
-    q = synthesize(question, voice=voice, rate=q_rate, pitch=q_pitch)
-    question_audio = _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr)
+    question_audio, q_rate, q_pitch, snr = spoken_question(question, voice, rng, noise_rng, cfg)
 
-    a_rate = int(rng.integers(*cfg.answer_rate))
-    r = synthesize(answer, voice=cfg.answer_voice, rate=a_rate, pitch=cfg.answer_pitch)
-    response_audio = _resample(r.audio, r.sample_rate)
-    num_frames = int(round(25 * len(response_audio) / SAMPLE_RATE))
+    r, response_audio, num_frames, a_rate = spoken_answer(answer, rng, cfg)
     high = bool(rng.random() < cfg.high_dynamic_fraction)
     style = Style(intensity=float(rng.uniform(0.8, 1.2)) * (1.8 if high else 1.0),
                   articulation=float(rng.uniform(0.85, 1.15)), head=float(rng.uniform(0.7, 1.3)) * (1.6 if high else 1.0),
@@ -141,24 +158,27 @@ def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
               "cues": [c.cue for c in cues]})
 
 
-def _make(args: tuple[int, NanoConfig]) -> FlameQASample:
-    return make_sample(*args)
-
-
 def generate(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,
              shard_size: int = 500, progress: bool = True) -> Path:
     """Write samples 0..num-1 into ``out`` (continuing a partial folder) and return dataset.json's path."""
-    writer = FlameQAWriter(out, name="flame-qa-nano", sample_rate=SAMPLE_RATE, shard_size=shard_size)
-    todo = [i for i in range(num) if not writer.has(f"nano-{i:06d}")]
-    bar = tqdm(total=num, initial=num - len(todo), desc="FLAME-QA-nano", unit="sample", disable=not progress)
+    return write_samples(out, num, make_sample, "nano", "flame-qa-nano", cfg, workers, shard_size, progress)
+
+
+def write_samples(out: str | Path, num: int, make: Callable[[int, NanoConfig], FlameQASample], prefix: str,
+                  name: str, cfg: NanoConfig, workers: int = 2, shard_size: int = 500, progress: bool = True) -> Path:
+    """``make(i, cfg)`` for i in 0..num-1 into the FLAME-QA folder ``out``, skipping the ids (``{prefix}-NNNNNN``)
+    already written, on ``workers`` processes (``make`` must be a module-level function); returns dataset.json."""
+    writer = FlameQAWriter(out, name=name, sample_rate=SAMPLE_RATE, shard_size=shard_size)
+    todo = [i for i in range(num) if not writer.has(f"{prefix}-{i:06d}")]
+    bar = tqdm(total=num, initial=num - len(todo), desc=name, unit="sample", disable=not progress)
     try:
         if workers <= 1:
             for i in todo:
-                writer.add(make_sample(i, cfg))
+                writer.add(make(i, cfg))
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for sample in pool.map(_make, [(i, cfg) for i in todo], chunksize=8):
+                for sample in pool.map(make, todo, [cfg] * len(todo), chunksize=8):
                     writer.add(sample)
                     bar.update()
     finally:

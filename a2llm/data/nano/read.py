@@ -14,15 +14,14 @@ held-out *sentences* never occur here.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from a2llm.data.format import FlameQASample, FlameQAWriter
-from a2llm.data.nano.generate import (SAMPLE_RATE, TRAIN_VOICES, NanoConfig, _noisy, _resample, _segments,
-                                      _word_times)
+from a2llm.data.format import FlameQASample
+from a2llm.data.nano.generate import (SAMPLE_RATE, TRAIN_VOICES, NanoConfig, _segments,
+                                      _word_times, spoken_answer, spoken_question,
+                                      write_samples)
 from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS
 
 COMMON_WORDS = """
@@ -79,7 +78,6 @@ def read_sentence(rng: np.random.Generator, vocabulary: list[str], words: tuple[
 
 def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
     """Read-aloud sample ``index`` (deterministic for ``cfg.seed``; ids ``read-NNNNNN``)."""
-    from a2llm.data.espeak import synthesize
     from a2llm.data.nano.motion import Style, find_cues, synthesize_motion
     from a2llm.data.phones import frame_tokens
 
@@ -87,14 +85,8 @@ def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASampl
                                   for s in np.random.SeedSequence([cfg.seed, 7_000_000 + index]).spawn(3))
     text = read_sentence(rng, read_vocabulary())
     voice = TRAIN_VOICES[rng.integers(len(TRAIN_VOICES))]
-    q_rate, q_pitch = int(rng.integers(*cfg.question_rate)), int(rng.integers(*cfg.question_pitch))
-    snr = float(rng.uniform(*cfg.snr_db))
-    q = synthesize(text, voice=voice, rate=q_rate, pitch=q_pitch)
-    question_audio = _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr)
-    a_rate = int(rng.integers(*cfg.answer_rate))
-    r = synthesize(text, voice=cfg.answer_voice, rate=a_rate, pitch=cfg.answer_pitch)
-    audio = _resample(r.audio, r.sample_rate)
-    frames = int(round(25 * len(audio) / SAMPLE_RATE))
+    question_audio, q_rate, q_pitch, snr = spoken_question(text, voice, rng, noise_rng, cfg)
+    r, audio, frames, a_rate = spoken_answer(text, rng, cfg)
     motion = synthesize_motion(_segments(r), frames, "neutral", find_cues(_word_times(r), "neutral"), Style(),
                                motion_rng)
     return FlameQASample(
@@ -105,27 +97,8 @@ def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASampl
               "answer_voice": cfg.answer_voice, "answer_rate": a_rate})
 
 
-def _make(args: tuple[int, NanoConfig]) -> FlameQASample:
-    return make_read_sample(*args)
-
-
 def generate_read(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,
                   shard_size: int = 500, progress: bool = True) -> Path:
     """Write read-aloud samples 0..num-1 into ``out`` (continuing a partial folder); returns dataset.json."""
-    writer = FlameQAWriter(out, name="flame-qa-nano-read", sample_rate=SAMPLE_RATE, shard_size=shard_size)
-    todo = [i for i in range(num) if not writer.has(f"read-{i:06d}")]
-    bar = tqdm(total=num, initial=num - len(todo), desc="FLAME-QA-nano-read", unit="sample", disable=not progress)
-    try:
-        if workers <= 1:
-            for i in todo:
-                writer.add(make_read_sample(i, cfg))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for sample in pool.map(_make, [(i, cfg) for i in todo], chunksize=8):
-                    writer.add(sample)
-                    bar.update()
-    finally:
-        bar.close()
-        path = writer.close()
-    return path
+    return write_samples(out, num, make_read_sample, "read", "flame-qa-nano-read", cfg, workers, shard_size,
+                         progress)
