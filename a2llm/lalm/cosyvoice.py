@@ -84,8 +84,8 @@ def prompt_voices(folder: str | Path, prompt_wav: str | Path | None = None) -> d
     return voices
 
 
-def _prompt(folder: Path, prompt_wav: str | Path | None) -> Path:
-    voices = prompt_voices(folder, prompt_wav)
+def _default_prompt(voices: dict[str, Path], folder: Path) -> Path:
+    """The first of ``voices`` (:func:`prompt_voices` of ``folder``), or a clear error when there is none."""
     if voices:
         return next(iter(voices.values()))
     raise FileNotFoundError(f"no reference voice found (looked for {list(PROMPT_NAMES)} in {folder} and "
@@ -127,8 +127,8 @@ class CosyVoiceToken2Wav(Detokenizer):
     def __init__(self, path: str | Path = DEFAULT_FOLDER, prompt_wav: str | Path | None = None,
                  float16: bool = False):
         self.folder = _token2wav_folder(Path(path))
-        self.prompt_wav = _prompt(self.folder, prompt_wav)
         self._voices = prompt_voices(self.folder, prompt_wav)
+        self.prompt_wav = _default_prompt(self._voices, self.folder)
         self.voice = self.prompt_wav.stem
         cls = _import_token2wav()
         import torch
