@@ -22,7 +22,6 @@ import argparse
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -40,12 +39,11 @@ SEED_TABLE1 = {"A²-LLM (seed, reported)": {"ttft_ms": None, "ttfa_ms": 535.0, "
 
 def spoken(text: str) -> np.ndarray:
     """espeak-ng speech of ``text`` at 16 kHz."""
-    from scipy.signal import resample_poly
-
+    from a2llm.data.builder.media import resample
     from a2llm.data.espeak import synthesize
 
     utt = synthesize(text, voice=VOICE, rate=165)
-    return resample_poly(utt.audio, 16000, utt.sample_rate).astype(np.float32)
+    return resample(utt.audio, utt.sample_rate, 16000)
 
 
 def _mean_std(values) -> tuple[float, float]:

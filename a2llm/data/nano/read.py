@@ -14,6 +14,8 @@ held-out *sentences* never occur here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +58,17 @@ yesterday you young your
 """.split()
 
 
-def read_vocabulary() -> list[str]:
-    """The common words plus every word of the training templates, topics and context turns (lower case)."""
-    texts = [t.fill(top)[0] + " " + t.fill(top)[1] for t in TEMPLATES if not t.holdout for top in TOPICS]
+@lru_cache(maxsize=1)
+def read_vocabulary() -> tuple[str, ...]:
+    """The common words plus every word of the training templates, topics and context turns (lower case, sorted;
+    built once per process: every sample draws from it)."""
+    texts = [" ".join(t.fill(top)) for t in TEMPLATES if not t.holdout for top in TOPICS]
     texts += [q + " " + a for q, a in CONTEXT_TURNS]
     words = {w for text in texts for w in re.findall(r"[a-z']+", text.lower())}
-    return sorted(words | set(COMMON_WORDS))
+    return tuple(sorted(words | set(COMMON_WORDS)))
 
 
-def read_sentence(rng: np.random.Generator, vocabulary: list[str], words: tuple[int, int] = (3, 10)) -> str:
+def read_sentence(rng: np.random.Generator, vocabulary: Sequence[str], words: tuple[int, int] = (3, 10)) -> str:
     """A random sequence of ``words`` (min, max inclusive) vocabulary words, capitalised and punctuated."""
     k = int(rng.integers(words[0], words[1] + 1))
     picks = [vocabulary[int(i)] for i in rng.integers(0, len(vocabulary), k)]
