@@ -41,11 +41,24 @@ def _token2wav(args: argparse.Namespace) -> int:
 def _curriculum(args: argparse.Namespace) -> int:
     from a2llm.train.curriculum import Curriculum, load_config
 
-    cfg = load_config(args.config, data=args.data, out=args.out, rvq=args.rvq, read_data=args.read_data)
+    cfg = load_config(args.config, data=args.data, out=args.out, rvq=args.rvq, read_data=args.read_data,
+                      encoder=args.encoder)
     cur = Curriculum(cfg, progress=not args.quiet)
     final = cur.run(only=args.stage)
     if not args.stage and cur.is_main:
         print(f"curriculum finished: the model is {final}")
+    return 0
+
+
+def _encoder(args: argparse.Namespace) -> int:
+    from a2llm.train.encoder import EncoderTrainConfig, train_encoder
+    from a2llm.train.tokenizer import with_overrides
+
+    cfg = with_overrides(EncoderTrainConfig(), steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+    m = train_encoder(args.data, args.out, read_data=args.read_data, cfg=cfg, progress=not args.quiet)
+    print(f"saved {args.out}: frame accuracy val {m['val']['frame_accuracy']:.3f} / held-out voices "
+          f"{m['test_held_out_voices']['frame_accuracy']:.3f}, phone error rate val {m['val']['per']:.3f} / "
+          f"held-out voices {m['test_held_out_voices']['per']:.3f}")
     return 0
 
 
@@ -106,9 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", help="override the config's output folder")
     c.add_argument("--rvq", help="override the config's motion tokenizer (checkpoint or rvq folder)")
     c.add_argument("--read-data", help="override the config's read-aloud corpus (python -m a2llm.data.nano --read)")
+    c.add_argument("--encoder", help="override the config's phone pre-trained encoder (python -m a2llm.train encoder)")
     c.add_argument("--stage", help="run only this stage (its init stage must be done)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(run=_curriculum)
+    e = sub.add_parser("encoder", help="phone pre-training of the nano audio encoder (before the curriculum)",
+                       description="Fit the nano audio encoder alone: its 25 Hz frames through a linear head onto the "
+                                   "phone classes of the spoken questions (FLAME-QA-nano's meta.question_phones), "
+                                   "with mel-frequency warping and band masking; reports frame accuracy and phone "
+                                   "error rate on validation and held-out-voice questions. The curriculum starts "
+                                   "its encoder from OUT (--encoder / 'encoder' in its config).")
+    e.add_argument("--data", required=True, help="FLAME-QA-nano folder (train: fitting; val, test: metrics)")
+    e.add_argument("--read-data", help="also fit on the read-aloud corpus's questions")
+    e.add_argument("--out", required=True, help="output folder (a finished one is kept as it is)")
+    e.add_argument("--steps", type=int, help="optimizer steps (default 600)")
+    e.add_argument("--batch", type=int, help="clips per step (default 32)")
+    e.add_argument("--lr", type=float, help="AdamW peak learning rate (default 2e-3)")
+    e.add_argument("--seed", type=int, help="seed (default 0)")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(run=_encoder)
     a = sub.add_parser("audio-only", help="train the audio-only avatar baseline (speech -> connector -> motion)",
                        description="Train the FaceFormer-style audio-only baseline: the nano audio encoder on the "
                                    "answer speech drives the same Motion Connector and motion tokenizer (no LLM).")

@@ -57,6 +57,8 @@ class StageConfig:
         reset_lora: re-initialise LoRA before training (stage 2).
         steps, batch: optimizer steps and samples per step per process.
         lr_backbone, lr_lora, lr_connector: AdamW learning rates of the three parameter groups.
+        lr_encoder: with train "all", the audio encoder's own learning rate (None: ``lr_backbone``; 0: frozen,
+            e.g. a phone pre-trained encoder, ``CurriculumConfig.encoder``). The adaptor trains with the backbone.
         motion_weight: λ in L = L_seq + λ L_motion.
         subset: "all" or "high_dynamic" (stage 3).
         high_dynamic_share: with subset "all", the share of every batch drawn from the high-dynamic subset (the
@@ -76,6 +78,7 @@ class StageConfig:
     lr_backbone: float = 1e-4
     lr_lora: float = 1e-4
     lr_connector: float = 1e-5
+    lr_encoder: float | None = None
     motion_weight: float = 1.0
     subset: str = "all"
     high_dynamic_share: float | None = None
@@ -107,6 +110,9 @@ class StageConfig:
                              f"tts, asr and repeat")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"stage {self.name}: steps and batch must be >= 1")
+        if self.lr_encoder is not None and (self.lr_encoder < 0 or self.train != "all"):
+            raise ValueError(f"stage {self.name}: lr_encoder must be >= 0 and needs train 'all' (other stages "
+                             f"leave the encoder frozen anyway)")
 
 
 def _task_probs(tasks) -> tuple[list[str], np.ndarray]:
@@ -138,6 +144,8 @@ class CurriculumConfig:
         tokenizer_vocab: BPE size of that tokenizer.
         read_data: the read-aloud corpus (``python -m a2llm.data.nano --read``) stages with ``read_share`` draw
             from; its sentences also train the BPE ("" = none).
+        encoder: a phone pre-trained audio encoder (``python -m a2llm.train encoder``) a model built from scratch
+            starts its encoder from ("" = random).
         final: the stage whose result is the model (default: the last one).
         extra_parts: recorded in each stage's a2llm.json as they are (e.g. the detokenizer).
     """
@@ -151,6 +159,7 @@ class CurriculumConfig:
     tokenizer: str = ""
     tokenizer_vocab: int = 600
     read_data: str = ""
+    encoder: str = ""
     seed: int = 0
     final: str = ""
     extra_parts: dict = field(default_factory=dict)
@@ -204,8 +213,13 @@ def configure_trainable(model, stage: StageConfig) -> list[dict]:
         p.requires_grad_(False)
     groups = []
     if stage.train == "all":
-        base = [p for n, p in model.backbone.named_parameters() if "lora_" not in n]
+        own_lr = stage.lr_encoder is not None
+        base = [p for n, p in model.backbone.named_parameters()
+                if "lora_" not in n and not (own_lr and n.startswith("encoder."))]
         groups.append({"params": base, "lr": stage.lr_backbone, "name": "backbone"})
+        if own_lr and stage.lr_encoder > 0:
+            groups.append({"params": list(model.backbone.encoder.parameters()),
+                           "lr": stage.lr_encoder, "name": "encoder"})
     if stage.train == "lora+connector":
         groups.append({"params": model.lora_parameters(), "lr": stage.lr_lora, "name": "lora"})
     if stage.train != "all" or stage.motion_weight > 0:
@@ -289,9 +303,17 @@ class Curriculum:
         if self.cfg.preset == "nano":
             cfg = A2LLMConfig.nano(self.layout.vocab_size)
             cfg = dataclasses.replace(cfg, rvq=rvq.config, connector=dataclasses.replace(cfg.connector, **codes))
-            return A2LLM(cfg, rvq)
+            model = A2LLM(cfg, rvq)
+            if self.cfg.encoder:
+                from a2llm.train.encoder import load_encoder_weights
+
+                load_encoder_weights(model.backbone.encoder, self.cfg.encoder)
+            return model
         from a2llm.lalm.loader import load_step_audio2
 
+        if self.cfg.encoder:
+            raise ValueError("'encoder' (a phone pre-trained nano encoder) applies to preset 'nano'; the full size "
+                             "starts from the released encoder")
         if not self.cfg.backbone:
             raise ValueError("a full-size curriculum needs 'backbone': the Step-Audio-2-mini folder")
         backbone, _ = load_step_audio2(self.cfg.backbone)

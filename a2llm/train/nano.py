@@ -5,7 +5,8 @@
 Steps (each resumable, each skipped once done, so re-running the command continues an interrupted run):
 
 1. FLAME-QA-nano into ``data`` and the read-aloud corpus into ``read_data`` (when the folders do not exist).
-2. nano token2wav (``WORK/token2wav``) and the RVQ-VAE motion tokenizer (``WORK/rvq``).
+2. nano token2wav (``WORK/token2wav``), the RVQ-VAE motion tokenizer (``WORK/rvq``) and the phone
+   pre-trained audio encoder (``WORK/encoder``, a2llm/train/encoder.py; skipped with ``encoder_steps`` 0).
 3. the curriculum (configs/nano/curriculum.json) on ``processes`` CPU processes through torchrun (gloo): on
    two cores two single-threaded processes train ~1.4x faster than one two-threaded one.
 4. the audio-only baseline (``WORK/audio-only``); the adapter-only baseline is a curriculum stage.
@@ -38,6 +39,7 @@ class NanoConfig:
     token2wav_epochs: int = 8
     rvq_epochs: int = 8
     audio_only_steps: int = 500
+    encoder_steps: int = 600
     processes: int = 2
 
 
@@ -86,11 +88,16 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
                               str(work / "token2wav"), "--epochs", str(cfg.token2wav_epochs)] + q)
     wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
                         "--epochs", str(cfg.rvq_epochs)] + q)
+    encoder = []
+    if cfg.encoder_steps:
+        wall["encoder"] = _run([py, "-m", "a2llm.train", "encoder", "--data", cfg.data, "--read-data", cfg.read_data,
+                                "--out", str(work / "encoder"), "--steps", str(cfg.encoder_steps)] + q)
+        encoder = ["--encoder", str(work / "encoder")]
     launch = [py, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={cfg.processes}"] \
         if cfg.processes > 1 else [py]
     wall["curriculum"] = _run(launch + ["-m", "a2llm.train", "curriculum", "--config", cfg.curriculum, "--data",
                                         cfg.data, "--out", str(work / "curriculum"), "--rvq", str(work / "rvq"),
-                                        "--read-data", cfg.read_data] + q,
+                                        "--read-data", cfg.read_data] + encoder + q,
                               env={"OMP_NUM_THREADS": "1"} if cfg.processes > 1 else None)
     wall["audio-only"] = _run([py, "-m", "a2llm.train", "audio-only", "--data", cfg.data, "--rvq",
                                str(work / "rvq"), "--out", str(work / "audio-only"), "--steps",
@@ -149,6 +156,11 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
     # training/: every stage's log, curves and summary, and the time spent per step of the pipeline.
     summary = {"token2wav_s": round(_log_seconds(work / "token2wav" / "train_log.csv"), 1),
                "rvq_s": round(_log_seconds(work / "rvq" / "train_log.csv"), 1), "stages": {}}
+    if (work / "encoder" / "done.json").exists():      # its weights live on in the backbone; its figures here
+        summary["encoder_s"] = json.loads((work / "encoder" / "done.json").read_text())["seconds"]
+        (tmp / "training" / "encoder").mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "train_log.csv", "val_metrics.json", "done.json"):
+            shutil.copy2(work / "encoder" / name, tmp / "training" / "encoder" / name)
     for stage in cur.stages:
         folder = work / "curriculum" / stage.name
         if (folder / "done.json").exists():
@@ -160,8 +172,8 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
             summary["stages"][stage.name] = json.loads((folder / "done.json").read_text())["seconds"]
     if (ao / "done.json").exists():
         summary["audio_only_s"] = json.loads((ao / "done.json").read_text())["seconds"]
-    summary["total_training_s"] = round(summary["token2wav_s"] + summary["rvq_s"] + sum(summary["stages"].values())
-                                        + summary.get("audio_only_s", 0.0), 1)
+    summary["total_training_s"] = round(summary["token2wav_s"] + summary["rvq_s"] + summary.get("encoder_s", 0.0)
+                                        + sum(summary["stages"].values()) + summary.get("audio_only_s", 0.0), 1)
     if wall:
         summary["wall_s_this_invocation"] = {k: round(v, 1) for k, v in wall.items()}
     (tmp / "training" / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -87,24 +88,40 @@ def _word_times(utt) -> list[tuple[str, float, float]]:
             for k, w in enumerate(words)]
 
 
-def _noisy(audio: np.ndarray, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+def _noisy(audio: np.ndarray, rng: np.random.Generator, snr_db: float) -> tuple[np.ndarray, int]:
+    """(audio with lead/tail silence, a drawn gain and noise at ``snr_db``; the lead silence in samples)."""
     lead, tail = (np.zeros(int(rng.uniform(0.1, 0.3) * SAMPLE_RATE), np.float32) for _ in range(2))
     x = np.concatenate([lead, audio * rng.uniform(0.6, 1.0), tail])
     power = np.mean(audio ** 2) + 1e-12
     x = x + rng.normal(scale=np.sqrt(power / 10 ** (snr_db / 10)), size=len(x))
-    return np.clip(x, -1, 1).astype(np.float32)
+    return np.clip(x, -1, 1).astype(np.float32), len(lead)
+
+
+class SpokenQuestion(NamedTuple):
+    """A question as the user says it. ``phones``: [round(25 × seconds)] 25 Hz phone classes of ``audio``
+    (silence over the lead and tail), the labels of the audio encoder's phone pre-training."""
+
+    audio: np.ndarray
+    phones: np.ndarray
+    rate: int
+    pitch: int
+    snr_db: float
 
 
 def spoken_question(text: str, voice: str, rng: np.random.Generator, noise_rng: np.random.Generator,
-                    cfg: NanoConfig) -> tuple[np.ndarray, int, int, float]:
-    """``text`` said by ``voice`` at a drawn rate and pitch, with lead/tail silence and noise at a drawn SNR:
-    (16 kHz audio, rate, pitch, SNR in dB)."""
+                    cfg: NanoConfig) -> SpokenQuestion:
+    """``text`` said by ``voice`` at a drawn rate and pitch, with lead/tail silence and noise at a drawn SNR."""
     from a2llm.data.espeak import synthesize
+    from a2llm.data.phones import frame_tokens
 
     rate, pitch = int(rng.integers(*cfg.question_rate)), int(rng.integers(*cfg.question_pitch))
     snr = float(rng.uniform(*cfg.snr_db))
     q = synthesize(text, voice=voice, rate=rate, pitch=pitch)
-    return _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr), rate, pitch, snr
+    audio, lead = _noisy(_resample(q.audio, q.sample_rate), noise_rng, snr)
+    shift = lead / SAMPLE_RATE
+    phones = frame_tokens([(p.symbol, p.start + shift, p.end + shift) for p in q.phonemes],
+                          int(round(25 * len(audio) / SAMPLE_RATE)))
+    return SpokenQuestion(audio, phones, rate, pitch, snr)
 
 
 def spoken_answer(text: str, rng: np.random.Generator, cfg: NanoConfig):
@@ -133,7 +150,7 @@ def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
     question, answer = template.fill(topic)
     voices = TEST_VOICES if holdout == "voice" else TRAIN_VOICES
     voice = voices[rng.integers(len(voices))]
-    question_audio, q_rate, q_pitch, snr = spoken_question(question, voice, rng, noise_rng, cfg)
+    q = spoken_question(question, voice, rng, noise_rng, cfg)
 
     r, response_audio, num_frames, a_rate = spoken_answer(answer, rng, cfg)
     high = bool(rng.random() < cfg.high_dynamic_fraction)
@@ -149,13 +166,13 @@ def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
         h, a = CONTEXT_TURNS[rng.integers(len(CONTEXT_TURNS))]
         context = [Turn("human", h), Turn("assistant", a)]
     return FlameQASample(
-        id=f"nano-{index:06d}", question_text=question, question_audio=question_audio, response_text=answer,
+        id=f"nano-{index:06d}", question_text=question, question_audio=q.audio, response_text=answer,
         response_audio=response_audio, sample_rate=SAMPLE_RATE, motion=motion, emotion=emotion,
         audio_tokens=tokens, context=context, high_dynamic=high, source="flame-qa-nano", split=split,
-        meta={"template": template.id, "topic": topic, "question_voice": voice, "question_rate": q_rate,
-              "question_pitch": q_pitch, "snr_db": round(snr, 2), "answer_voice": cfg.answer_voice,
+        meta={"template": template.id, "topic": topic, "question_voice": voice, "question_rate": q.rate,
+              "question_pitch": q.pitch, "snr_db": round(q.snr_db, 2), "answer_voice": cfg.answer_voice,
               "answer_rate": a_rate, "holdout": holdout, "style": asdict(style),
-              "cues": [c.cue for c in cues]})
+              "cues": [c.cue for c in cues], "question_phones": q.phones.tolist()})
 
 
 def generate(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,

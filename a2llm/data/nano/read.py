@@ -89,16 +89,17 @@ def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASampl
                                   for s in np.random.SeedSequence([cfg.seed, 7_000_000 + index]).spawn(3))
     text = read_sentence(rng, read_vocabulary())
     voice = TRAIN_VOICES[rng.integers(len(TRAIN_VOICES))]
-    question_audio, q_rate, q_pitch, snr = spoken_question(text, voice, rng, noise_rng, cfg)
+    q = spoken_question(text, voice, rng, noise_rng, cfg)
     r, audio, frames, a_rate = spoken_answer(text, rng, cfg)
     motion = synthesize_motion(_segments(r), frames, "neutral", find_cues(_word_times(r), "neutral"), Style(),
                                motion_rng)
     return FlameQASample(
-        id=f"read-{index:06d}", question_text=text, question_audio=question_audio, response_text=text,
+        id=f"read-{index:06d}", question_text=text, question_audio=q.audio, response_text=text,
         response_audio=audio, sample_rate=SAMPLE_RATE, motion=motion, emotion="neutral",
         audio_tokens=frame_tokens(r.phonemes, frames), source="flame-qa-nano-read", split="train",
-        meta={"question_voice": voice, "question_rate": q_rate, "question_pitch": q_pitch, "snr_db": round(snr, 2),
-              "answer_voice": cfg.answer_voice, "answer_rate": a_rate})
+        meta={"question_voice": voice, "question_rate": q.rate, "question_pitch": q.pitch,
+              "snr_db": round(q.snr_db, 2), "answer_voice": cfg.answer_voice, "answer_rate": a_rate,
+              "question_phones": q.phones.tolist()})
 
 
 def generate_read(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,
