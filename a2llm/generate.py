@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from a2llm.data.collate import FlameQACollator
+from a2llm.data.collate import CollatorConfig, FlameQACollator
 from a2llm.data.format import FlameQASample, Turn
 from a2llm.lalm.tokens import TokenLayout
 
@@ -56,7 +56,8 @@ class Generator:
     def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None):
         self.model, self.tok = model.eval(), text_tokenizer
         self.layout = layout or layout_for(text_tokenizer)
-        self.collate = FlameQACollator(text_tokenizer, self.layout)
+        self.text_layout = getattr(getattr(model, "config", None), "text_layout", "chunked")
+        self.collate = FlameQACollator(text_tokenizer, self.layout, CollatorConfig(text_layout=self.text_layout))
         if model.motion_tokenizer is None:
             raise ValueError("this model has no motion tokenizer (rvq part): it cannot produce motion")
 
@@ -94,13 +95,13 @@ class Generator:
                with_motion: bool = True, force_text: Sequence[Sequence[int]] | None = None) -> list[Answer]:
         """Greedy answers for a batch of samples (their reference answers are not used).
 
-        ``force_text`` (text-to-speech with a given text): each row's answer text token ids, placed in the text
-        slots of the training layout (one text token, then four audio tokens, ...; audio alone once the text is
-        used up) while the model generates every audio token; audio slots only admit audio codes, and
-        ``<tts_end>`` once the text is used up.
+        ``force_text`` (text-to-speech with a given text): each row's answer text token ids, placed as the
+        model's training layout places them (:class:`TextSchedule`) while the model generates every audio
+        token; audio steps only admit audio codes, and ``<tts_end>`` once the text is used up.
         """
         L = self.layout
-        sched = [TextSchedule(list(t), L) for t in force_text] if force_text is not None else None
+        sched = [TextSchedule(list(t), L, text_layout=self.text_layout) for t in force_text] \
+            if force_text is not None else None
         ids, mask, batch, patch = self._prompts(samples, task)
         logits, _, state = self.model.backbone.prefill(ids, mask, batch.input_audio, batch.input_audio_lengths, patch)
         B = len(samples)
@@ -141,22 +142,38 @@ class Generator:
 
 
 class TextSchedule:
-    """The slot pattern of a spoken answer with a known text (one row of forced-text decoding)."""
+    """Where the known text of a spoken answer goes (one row of forced-text decoding), as the model was trained:
 
-    def __init__(self, text: list[int], layout: TokenLayout, audio_chunk: int = 4):
-        self.text, self.L, self.chunk = text, layout, audio_chunk
+    * "chunked": one text token, then ``audio_chunk`` audio tokens, ...;
+    * "word": the model decides — whenever it would rather write text than speech (its best non-audio logit
+      beats its best audio code), the next text token is placed.
+
+    Audio alone once the text is used up, then ``<tts_end>`` when the model prefers it to every audio code.
+    """
+
+    def __init__(self, text: list[int], layout: TokenLayout, audio_chunk: int = 4, text_layout: str = "chunked"):
+        self.text, self.L, self.chunk, self.mode = text, layout, audio_chunk, text_layout
         self.i = 0                   # text tokens placed
         self.k = audio_chunk         # audio tokens since the last text token (start: a text slot is due)
         self.closing = False
+
+    def _text_due(self, logits: torch.Tensor, audio: torch.Tensor) -> bool:
+        if self.i >= len(self.text):
+            return False
+        if self.mode == "word":
+            L = self.L
+            other = torch.cat([logits[:L.audio_offset], logits[L.audio_offset + L.num_audio_codes:]])
+            return self.i == 0 or bool(other.max() > audio.max())
+        return self.k >= self.chunk
 
     def choose(self, logits: torch.Tensor) -> int:
         L = self.L
         if self.closing:
             return L.eot
-        if self.k >= self.chunk and self.i < len(self.text):
+        audio = logits[L.audio_offset:L.audio_offset + L.num_audio_codes]
+        if self._text_due(logits, audio):
             self.i, self.k = self.i + 1, 0
             return self.text[self.i - 1]
-        audio = logits[L.audio_offset:L.audio_offset + L.num_audio_codes]
         best = int(audio.argmax())
         if self.i >= len(self.text) and logits[L.tts_end] > audio[best]:
             self.closing = True

@@ -32,7 +32,7 @@ from torch import nn
 
 from a2llm.checkpoint import MANIFEST, load_component, resolve_component, save_component
 from a2llm.connector import ConnectorConfig, MotionConnector
-from a2llm.data.collate import IGNORE, Batch
+from a2llm.data.collate import IGNORE, TEXT_LAYOUTS, Batch
 from a2llm.lalm.backbone import BackboneConfig, StepAudio2Backbone
 from a2llm.lalm.encoder import EncoderConfig
 from a2llm.motion.rvq import RVQConfig
@@ -57,7 +57,9 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class A2LLMConfig:
-    """Which parts, at which sizes. ``motion_weight`` is λ of L = L_seq + λ L_motion."""
+    """Which parts, at which sizes. ``motion_weight`` is λ of L = L_seq + λ L_motion; ``text_layout`` is where
+    an answer's text tokens sit among its audio tokens (``CollatorConfig.text_layout``: "chunked" or "word"),
+    as the model was trained — generation and evaluation build their sequences the same way."""
 
     name: str
     backbone: BackboneConfig
@@ -66,6 +68,11 @@ class A2LLMConfig:
     rvq: RVQConfig = field(default_factory=RVQConfig)
     motion_weight: float = 1.0
     head: str = "open"
+    text_layout: str = "chunked"
+
+    def __post_init__(self):
+        if self.text_layout not in TEXT_LAYOUTS:
+            raise ValueError(f"text_layout={self.text_layout!r}, choose from {TEXT_LAYOUTS}")
 
     @classmethod
     def full(cls) -> "A2LLMConfig":
@@ -200,7 +207,7 @@ class A2LLM(nn.Module):
             parts["tokenizer"] = "tokenizer"
         parts.update(extra_parts or {})
         manifest = {"name": self.config.name, "head": self.config.head, "motion_weight": self.config.motion_weight,
-                    "parts": parts}
+                    "text_layout": self.config.text_layout, "parts": parts}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         return folder
 
@@ -225,7 +232,8 @@ class A2LLM(nn.Module):
             lora = LoraSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
         cfg = A2LLMConfig(name=manifest.get("name", folder.name), backbone=backbone.config, connector=conn.cfg,
                           lora=lora, rvq=tok.config if tok else RVQConfig(),
-                          motion_weight=float(manifest.get("motion_weight", 1.0)), head=manifest.get("head", "open"))
+                          motion_weight=float(manifest.get("motion_weight", 1.0)), head=manifest.get("head", "open"),
+                          text_layout=manifest.get("text_layout", "chunked"))
         model = cls(cfg, motion_tokenizer=tok, backbone=backbone, with_lora="lora" in parts)
         model.connector = conn
         if "lora" in parts:

@@ -53,3 +53,26 @@ def test_forced_text_fills_the_text_slots_of_the_training_layout(gen, tiny_corpu
     # one text token, then four audio tokens, while text remains
     first = [("a" if L.is_audio(t) else "t") for t in a.tokens[:10]]
     assert first == list("taaaataaaa")
+
+
+def test_forced_text_in_the_word_layout_follows_the_models_choice():
+    import torch
+
+    from a2llm.generate import TextSchedule
+    from a2llm.lalm.text_tokenizer import train_nano_tokenizer
+    from a2llm.lalm.tokens import TokenLayout
+
+    tok = train_nano_tokenizer(["a b c"], 8, vocab_size=40)
+    L = TokenLayout.from_tokenizer(tok, 8)
+    sched = TextSchedule([5, 6], L, text_layout="word")
+
+    def logits(prefer_text: bool):
+        x = torch.zeros(L.vocab_size)
+        x[L.audio_offset + 3] = 1.0
+        x[7] = 2.0 if prefer_text else 0.0
+        return x
+
+    picks = [sched.choose(logits(p)) for p in (False, False, True, False, True, True)]
+    # the first text token opens the answer; later ones come where the model would rather write than speak;
+    # the forced ids are placed, not the model's own text choice (7); once the text is used up: audio only
+    assert picks == [5, L.audio_offset + 3, 6, L.audio_offset + 3, L.audio_offset + 3, L.audio_offset + 3]

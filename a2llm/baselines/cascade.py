@@ -391,7 +391,8 @@ class NanoTTS:
             raise RuntimeError("call start() before speak(): a reply's speech runs on one vocoder stream")
         L = self.lm.layout
         ids = self.lm.tok.encode(text.strip(), add_special_tokens=False)       # as the TTS subtask was trained
-        sched = TextSchedule(ids, L)
+        sched = TextSchedule(ids, L, text_layout=getattr(getattr(self.lm.model, "config", None), "text_layout",
+                                                         "chunked"))
         logits = self.lm.open("tts", text.strip(), reply="speech")
         for _ in range(self.per_text * len(ids) + 8):
             nxt = sched.choose(logits)

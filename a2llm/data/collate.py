@@ -18,6 +18,7 @@ ASR (question audio -> its text).
 """
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,7 @@ from a2llm.data.format import FlameQASample
 from a2llm.lalm.tokens import TokenLayout, audio_patch_counts
 
 TASKS = ("aqaa", "tqa", "repeat", "tts", "asr")
+TEXT_LAYOUTS = ("chunked", "word")
 SPEECH_TASKS = ("aqaa", "tqa", "repeat", "tts")
 SYSTEM_PROMPTS = {
     "aqaa": "You are a friendly, expressive avatar. Answer the user with speech.",
@@ -44,20 +46,29 @@ class CollatorConfig:
     """How sequences are built.
 
     Attributes:
-        text_chunk, audio_chunk: the interleaving pattern inside <tts_start>...<tts_end>: this many text
-            tokens, then this many audio tokens, repeated; once the text is used up, audio continues
-            alone (text stays ahead of the speech that says it).
+        text_layout: where the answer's text tokens go among its audio tokens inside <tts_start>...<tts_end>.
+            "chunked": ``text_chunk`` text tokens, then ``audio_chunk`` audio tokens, repeated; once the text is
+            used up, audio continues alone (text stays ahead of the speech that says it, by more and more).
+            "word": each word's text tokens right before the audio frame where the word starts (the samples'
+            ``meta.answer_words``), so the latest text token is the word being said; the model itself decides
+            when the next word's text comes.
+        text_chunk, audio_chunk: the "chunked" pattern.
         input_sample_rate: sample rate of input audio (the encoder's front end expects 16 kHz).
         task_weights: sampling weights when tasks are not given per sample.
         use_context: include earlier dialogue turns.
     """
 
+    text_layout: str = "chunked"
     text_chunk: int = 1
     audio_chunk: int = 4
     input_sample_rate: int = 16000
     task_weights: tuple[tuple[str, float], ...] = (("aqaa", 0.4), ("tqa", 0.15), ("repeat", 0.15), ("tts", 0.15),
                                                    ("asr", 0.15))
     use_context: bool = True
+
+    def __post_init__(self):
+        if self.text_layout not in TEXT_LAYOUTS:
+            raise ValueError(f"text_layout={self.text_layout!r}, choose from {TEXT_LAYOUTS}")
 
 
 @dataclass
@@ -146,20 +157,38 @@ class FlameQACollator:
         audio = list(self.layout.audio_id(np.asarray(s.audio_tokens, np.int64)))
         row.add([self.layout.bot] + self._role["assistant"])
         row.add([self.layout.tts_start], loss=True)
-        i = j = 0
-        nt, na = self.config.text_chunk, self.config.audio_chunk
-        while j < len(audio):
-            if i < len(text):
-                row.add(text[i:i + nt], loss=True)
-                i += nt
-            start = len(row.ids)
-            row.add(audio[j:j + na], loss=True)
-            row.audio_positions.extend(range(start, len(row.ids)))
-            j += na
+        if self.config.text_layout == "word":
+            slots = self._word_slots(s, text)
+        else:        # chunked: text token i goes before audio frame (i // text_chunk) * audio_chunk
+            slots = [(i // self.config.text_chunk) * self.config.audio_chunk for i in range(len(text))]
+        i = 0
+        for j, code in enumerate(audio):
+            k = i
+            while k < len(text) and slots[k] <= j:
+                k += 1
+            row.add(text[i:k], loss=True)
+            i = k
+            row.audio_positions.append(len(row.ids))
+            row.add([code], loss=True)
         row.add(text[i:] + [self.layout.tts_end, self.layout.eot], loss=True)   # text longer than speech
         row.motion = np.asarray(s.motion, np.float32)
         if len(row.motion) != len(audio):
             raise ValueError(f"sample {s.id}: {len(row.motion)} motion frames for {len(audio)} audio tokens")
+
+    def _word_slots(self, s: FlameQASample, text: list[int]) -> list[int]:
+        """Layout "word": the answer frame before which each text token goes — the first frame of the word the
+        token belongs to (a token before the first word, e.g. an opening quote, goes with the first word; one
+        after a word, e.g. its punctuation, with that word). Non-decreasing."""
+        words = s.meta.get("answer_words")
+        if not words:
+            raise ValueError(f"sample {s.id} has no meta.answer_words (each word's characters and first frame): "
+                             f"text_layout 'word' needs them; regenerate the corpus (python -m a2llm.data.nano)")
+        enc = self.tok(s.response_text, add_special_tokens=False, return_offsets_mapping=True)
+        if list(enc["input_ids"]) != text:
+            raise ValueError(f"sample {s.id}: the tokenizer's offsets do not match its encoding")
+        starts = [int(c0) for c0, _, _ in words]
+        first = np.maximum.accumulate([int(f) for _, _, f in words])
+        return [int(first[max(0, bisect.bisect_right(starts, a) - 1)]) for a, _ in enc["offset_mapping"]]
 
     def build(self, s: FlameQASample, task: str, with_answer: bool = True) -> _Row:
         """One sample as one subtask's token row; without the answer it is the generation prompt (ending with

@@ -146,6 +146,8 @@ class CurriculumConfig:
             from; its sentences also train the BPE ("" = none).
         encoder: a phone pre-trained audio encoder (``python -m a2llm.train encoder``) a model built from scratch
             starts its encoder from ("" = random).
+        text_layout: where answers' text tokens sit among their audio tokens (``CollatorConfig.text_layout``:
+            "chunked" or "word"); saved with the model, so later stages and generation use the same.
         final: the stage whose result is the model (default: the last one).
         extra_parts: recorded in each stage's a2llm.json as they are (e.g. the detokenizer).
     """
@@ -160,6 +162,7 @@ class CurriculumConfig:
     tokenizer_vocab: int = 600
     read_data: str = ""
     encoder: str = ""
+    text_layout: str = "chunked"
     seed: int = 0
     final: str = ""
     extra_parts: dict = field(default_factory=dict)
@@ -302,7 +305,8 @@ class Curriculum:
         codes = dict(num_quantizers=rvq.num_codebooks, codebook_size=rvq.cardinality, group=rvq.group)
         if self.cfg.preset == "nano":
             cfg = A2LLMConfig.nano(self.layout.vocab_size)
-            cfg = dataclasses.replace(cfg, rvq=rvq.config, connector=dataclasses.replace(cfg.connector, **codes))
+            cfg = dataclasses.replace(cfg, rvq=rvq.config, connector=dataclasses.replace(cfg.connector, **codes),
+                                      text_layout=self.cfg.text_layout)
             model = A2LLM(cfg, rvq)
             if self.cfg.encoder:
                 from a2llm.train.encoder import load_encoder_weights
@@ -318,7 +322,7 @@ class Curriculum:
             raise ValueError("a full-size curriculum needs 'backbone': the Step-Audio-2-mini folder")
         backbone, _ = load_step_audio2(self.cfg.backbone)
         cfg = A2LLMConfig.full()
-        cfg = dataclasses.replace(cfg, backbone=backbone.config, rvq=rvq.config,
+        cfg = dataclasses.replace(cfg, backbone=backbone.config, rvq=rvq.config, text_layout=self.cfg.text_layout,
                                   connector=dataclasses.replace(cfg.connector, d_llm=backbone.config.hidden_size,
                                                                 **codes))
         return A2LLM(cfg, rvq, backbone=backbone)
@@ -371,7 +375,8 @@ class Curriculum:
         wrapped, opt = acc.prepare(model, opt)
         train = self.data("train", stage.subset)
         high = self.data("train", "high_dynamic") if stage.high_dynamic_share is not None else None
-        collate = FlameQACollator(self.tokenizer, self.layout, CollatorConfig(task_weights=stage.tasks))
+        collate = FlameQACollator(self.tokenizer, self.layout, CollatorConfig(task_weights=stage.tasks,
+                                                                              text_layout=model.config.text_layout))
         names, probs = _task_probs(stage.tasks)
         read = self.read_data() if stage.read_share else None
         read_names, read_probs = _task_probs(stage.read_tasks)

@@ -88,3 +88,34 @@ def test_mixed_tasks_and_errors(collator):
     s.sample_rate = 22050
     with pytest.raises(ValueError, match="16000 Hz"):
         collator([s], "aqaa")
+
+
+def test_word_layout_puts_each_words_text_right_before_its_first_frame(collator):
+    s = sample(4, frames=40)
+    s.response_text = "answer 4. hello hi"
+    s.meta = {"answer_words": [[0, 6, 0], [7, 9, 12], [10, 15, 20], [16, 18, 33]]}    # "answer", "4.", ...
+    word = FlameQACollator(collator.tok, collator.layout, CollatorConfig(text_layout="word"))
+    ids = word([s], "tts").input_ids[0].tolist()
+    L = collator.layout
+    body = ids[ids.index(L.tts_start) + 1:ids.index(L.tts_end)]
+    text = collator.tok(s.response_text, add_special_tokens=False, return_offsets_mapping=True)
+    frame, before = 0, {}
+    for t in body:
+        if L.is_audio(t):
+            frame += 1
+        else:
+            before.setdefault(frame, []).append(t)
+    assert [t for f in sorted(before) for t in before[f]] == text["input_ids"]
+    owner = [max(k for k, (c0, _, _) in enumerate(s.meta["answer_words"]) if c0 <= a)
+             for a, _ in text["offset_mapping"]]
+    expect = {}
+    for t, w in zip(text["input_ids"], owner):
+        expect.setdefault(s.meta["answer_words"][w][2], []).append(t)
+    assert before == expect and frame == 40
+    chunked = collator([s], "tts").input_ids[0].tolist()        # the same sample in the default layout differs
+    assert sorted(chunked) == sorted(ids) and chunked != ids
+    s.meta = {}
+    with pytest.raises(ValueError, match="answer_words"):
+        word([s], "tts")
+    with pytest.raises(ValueError, match="text_layout"):
+        CollatorConfig(text_layout="diagonal")

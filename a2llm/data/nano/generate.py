@@ -88,6 +88,12 @@ def _word_times(utt) -> list[tuple[str, float, float]]:
             for k, w in enumerate(words)]
 
 
+def answer_words(utt, fps: int = 25) -> list[list[int]]:
+    """[char start, char end, first frame] of every spoken word of ``utt``'s text (frames at ``fps``, the frame
+    holding the word's start): where the word-aligned text layout puts each word's text tokens."""
+    return [[w.text_position, w.text_position + w.length, int(w.start * fps)] for w in utt.words]
+
+
 def _noisy(audio: np.ndarray, rng: np.random.Generator, snr_db: float) -> tuple[np.ndarray, int]:
     """(audio with lead/tail silence, a drawn gain and noise at ``snr_db``; the lead silence in samples)."""
     lead, tail = (np.zeros(int(rng.uniform(0.1, 0.3) * SAMPLE_RATE), np.float32) for _ in range(2))
@@ -172,7 +178,7 @@ def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
         meta={"template": template.id, "topic": topic, "question_voice": voice, "question_rate": q.rate,
               "question_pitch": q.pitch, "snr_db": round(q.snr_db, 2), "answer_voice": cfg.answer_voice,
               "answer_rate": a_rate, "holdout": holdout, "style": asdict(style),
-              "cues": [c.cue for c in cues], "question_phones": q.phones.tolist()})
+              "cues": [c.cue for c in cues], "question_phones": q.phones.tolist(), "answer_words": answer_words(r)})
 
 
 def generate(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,

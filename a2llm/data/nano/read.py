@@ -22,7 +22,7 @@ import numpy as np
 
 from a2llm.data.format import FlameQASample
 from a2llm.data.nano.generate import (SAMPLE_RATE, TRAIN_VOICES, NanoConfig, _segments,
-                                      _word_times, spoken_answer, spoken_question,
+                                      _word_times, answer_words, spoken_answer, spoken_question,
                                       write_samples)
 from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS
 
@@ -99,7 +99,7 @@ def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASampl
         audio_tokens=frame_tokens(r.phonemes, frames), source="flame-qa-nano-read", split="train",
         meta={"question_voice": voice, "question_rate": q.rate, "question_pitch": q.pitch,
               "snr_db": round(q.snr_db, 2), "answer_voice": cfg.answer_voice, "answer_rate": a_rate,
-              "question_phones": q.phones.tolist()})
+              "question_phones": q.phones.tolist(), "answer_words": answer_words(r)})
 
 
 def generate_read(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,
