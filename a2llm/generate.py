@@ -50,13 +50,18 @@ def layout_for(tokenizer) -> TokenLayout:
     return TokenLayout.from_tokenizer(tokenizer, num or 6561)
 
 
+def text_layout_of(model) -> str:
+    """The text layout a model was trained with (``A2LLMConfig.text_layout``; "chunked" for models without one)."""
+    return getattr(getattr(model, "config", None), "text_layout", "chunked")
+
+
 class Generator:
     """Batched greedy generation and reference-timeline motion for one A²-LLM."""
 
     def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None):
         self.model, self.tok = model.eval(), text_tokenizer
         self.layout = layout or layout_for(text_tokenizer)
-        self.text_layout = getattr(getattr(model, "config", None), "text_layout", "chunked")
+        self.text_layout = text_layout_of(model)
         self.collate = FlameQACollator(text_tokenizer, self.layout, CollatorConfig(text_layout=self.text_layout))
         if model.motion_tokenizer is None:
             raise ValueError("this model has no motion tokenizer (rvq part): it cannot produce motion")

@@ -158,7 +158,7 @@ class FlameQACollator:
         row.add([self.layout.bot] + self._role["assistant"])
         row.add([self.layout.tts_start], loss=True)
         if self.config.text_layout == "word":
-            slots = self._word_slots(s, text)
+            text, slots = self._word_slots(s)
         else:        # chunked: text token i goes before audio frame (i // text_chunk) * audio_chunk
             slots = [(i // self.config.text_chunk) * self.config.audio_chunk for i in range(len(text))]
         i = 0
@@ -175,20 +175,19 @@ class FlameQACollator:
         if len(row.motion) != len(audio):
             raise ValueError(f"sample {s.id}: {len(row.motion)} motion frames for {len(audio)} audio tokens")
 
-    def _word_slots(self, s: FlameQASample, text: list[int]) -> list[int]:
-        """Layout "word": the answer frame before which each text token goes — the first frame of the word the
-        token belongs to (a token before the first word, e.g. an opening quote, goes with the first word; one
-        after a word, e.g. its punctuation, with that word). Non-decreasing."""
+    def _word_slots(self, s: FlameQASample) -> tuple[list[int], list[int]]:
+        """Layout "word": the answer's text tokens and the answer frame before which each goes — the first frame
+        of the word the token belongs to (a token before the first word, e.g. an opening quote, goes with the
+        first word; one after a word, e.g. its punctuation, with that word). Non-decreasing."""
         words = s.meta.get("answer_words")
         if not words:
             raise ValueError(f"sample {s.id} has no meta.answer_words (each word's characters and first frame): "
                              f"text_layout 'word' needs them; regenerate the corpus (python -m a2llm.data.nano)")
         enc = self.tok(s.response_text, add_special_tokens=False, return_offsets_mapping=True)
-        if list(enc["input_ids"]) != text:
-            raise ValueError(f"sample {s.id}: the tokenizer's offsets do not match its encoding")
         starts = [int(c0) for c0, _, _ in words]
         first = np.maximum.accumulate([int(f) for _, _, f in words])
-        return [int(first[max(0, bisect.bisect_right(starts, a) - 1)]) for a, _ in enc["offset_mapping"]]
+        return list(enc["input_ids"]), [int(first[max(0, bisect.bisect_right(starts, a) - 1)])
+                                        for a, _ in enc["offset_mapping"]]
 
     def build(self, s: FlameQASample, task: str, with_answer: bool = True) -> _Row:
         """One sample as one subtask's token row; without the answer it is the generation prompt (ending with

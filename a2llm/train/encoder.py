@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from a2llm.lalm.encoder import AudioEncoder, EncoderConfig, encoder_frames
 from a2llm.lalm.frontend import FrontendConfig, LogMelFrontend
+from a2llm.train.curriculum import lr_factor
 from a2llm.train.log import append_csv
 
 IGNORE = -100
@@ -47,7 +48,8 @@ class EncoderTrainConfig:
 
     Attributes:
         steps, batch: optimizer steps and clips per step.
-        lr: AdamW peak learning rate (linear warm-up over ``warmup`` steps, cosine decay to a tenth).
+        lr: AdamW peak learning rate (linear warm-up over ``warmup`` steps, cosine decay to ``min_lr_ratio`` of it:
+            the curriculum's ``lr_factor``).
         warp: mel-frequency warp factors are drawn from [1 - warp, 1 + warp] per clip (0: none).
         freq_mask: widest band of mel bins masked per clip (0: none).
         val_samples: questions per evaluation set.
@@ -57,6 +59,7 @@ class EncoderTrainConfig:
     batch: int = 32
     lr: float = 2e-3
     warmup: int = 100
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     warp: float = 0.1
@@ -157,13 +160,6 @@ def collate_clips(clips: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Ten
 
 
 # --- training --------------------------------------------------------------------------------------------------
-def _lr(step: int, cfg: EncoderTrainConfig) -> float:
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-
 @torch.no_grad()
 def evaluate(model: PhoneEncoder, clips, batch: int = 32) -> dict[str, float]:
     """Frame accuracy and mean phone error rate (collapsed greedy frames vs collapsed labels) of ``clips``."""
@@ -217,7 +213,7 @@ def train_encoder(data: str | Path, out: str | Path, read_data: str | Path | Non
     bar = tqdm(range(cfg.steps), desc="encoder phones", unit="step", disable=not progress)
     for step in bar:
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * _lr(step, cfg)
+            g["lr"] = cfg.lr * lr_factor(step, cfg)      # reads warmup, steps, min_lr_ratio
         audio, lengths, labels = collate_clips([train[int(i)] for i in rng.integers(0, len(train), cfg.batch)])
         logits, _ = model(audio, lengths, augment=(gen, cfg))
         loss = F.cross_entropy(logits[:, :labels.shape[1]].flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
