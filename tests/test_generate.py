@@ -67,12 +67,33 @@ def test_forced_text_in_the_word_layout_follows_the_models_choice():
     sched = TextSchedule([5, 6], L, text_layout="word")
 
     def logits(prefer_text: bool):
-        x = torch.zeros(L.vocab_size)
+        x = torch.full((L.vocab_size,), -10.0)
         x[L.audio_offset + 3] = 1.0
-        x[7] = 2.0 if prefer_text else 0.0
+        x[7] = 2.0 if prefer_text else -10.0
         return x
 
     picks = [sched.choose(logits(p)) for p in (False, False, True, False, True, True)]
     # the first text token opens the answer; later ones come where the model would rather write than speak;
     # the forced ids are placed, not the model's own text choice (7); once the text is used up: audio only
     assert picks == [5, L.audio_offset + 3, 6, L.audio_offset + 3, L.audio_offset + 3, L.audio_offset + 3]
+
+
+def test_the_word_layout_weighs_speaking_against_writing_by_probability_mass():
+    import torch
+
+    from a2llm.generate import TextSchedule, next_token
+    from a2llm.lalm.text_tokenizer import train_nano_tokenizer
+    from a2llm.lalm.tokens import TokenLayout
+
+    tok = train_nano_tokenizer(["a b c"], 8, vocab_size=40)
+    L = TokenLayout.from_tokenizer(tok, 8)
+    x = torch.full((L.vocab_size,), -10.0)
+    x[L.audio_offset + 2] = 1.0                   # the single best token is a speech code ...
+    x[3:13] = 0.5                                 # ... but ten candidate words together are likelier
+    assert int(x.argmax()) == L.audio_offset + 2
+    sched = TextSchedule([20, 21], L, text_layout="word")
+    assert sched.choose(x) == 20 and sched.choose(x) == 21     # writing is due: the forced ids go in
+    assert next_token(x, L, "word") == 3                        # free: write, the best word
+    assert next_token(x, L, "chunked") == L.audio_offset + 2    # chunked: the plain argmax
+    x[3:13] = -10.0
+    assert next_token(x, L, "word") == L.audio_offset + 2

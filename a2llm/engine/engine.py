@@ -33,7 +33,7 @@ from transformers import DynamicCache
 
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
-from a2llm.generate import layout_for
+from a2llm.generate import layout_for, next_token, text_layout_of
 from a2llm.lalm.backbone import DecodeState
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 
@@ -119,6 +119,7 @@ class Engine:
             connector.cfg = replace(connector.cfg, segment_tokens=config.segment_tokens)
         self.connector = connector
         self.tok, self.layout = tokenizer, layout_for(tokenizer)
+        self.text_layout = text_layout_of(model)
         self.prompts = PromptBuilder(tokenizer, self.layout)
         self.detok = detokenizer
         self.motion_decoder = model.motion_tokenizer.streaming()
@@ -245,7 +246,7 @@ class Engine:
                 break
             t = time.perf_counter()
             if force is None:
-                nxt = int(logits[0].argmax())
+                nxt = next_token(logits[0], L, self.text_layout)
             else:
                 nxt = L.eot if codes == force else L.audio_offset + int(logits[0, audio_slice].argmax())
             if nxt == L.eot:

@@ -28,6 +28,7 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2RotaryEmbe
 
 from a2llm.lalm.encoder import AudioAdapter, AudioEncoder, EncoderConfig
 from a2llm.lalm.frontend import FrontendConfig, LogMelFrontend, chunk_spans
+from a2llm.lalm.lexicon import LexiconEmbedding
 
 # transformers 5 renamed Qwen2Model.forward's ``past_key_values`` to ``cache`` (old name deprecated).
 _CACHE_KWARG = "cache" if "cache" in inspect.signature(Qwen2Model.forward).parameters else "past_key_values"
@@ -48,6 +49,7 @@ class BackboneConfig:
     rms_norm_eps: float = 1e-6
     tie_word_embeddings: bool = False
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    lexicon_phones: int = 0     # > 0: text embeddings carry up to this many phones per token (lexicon.py; nano)
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -130,6 +132,10 @@ class StepAudio2Backbone(nn.Module):
         self.encoder = AudioEncoder(config.encoder)
         self.adapter = AudioAdapter(config.encoder)
         llm = Qwen2ForCausalLM(config.qwen2_config(attn_implementation))
+        if config.lexicon_phones:
+            plain = llm.model.embed_tokens
+            llm.model.embed_tokens = LexiconEmbedding(config.vocab_size, config.hidden_size, config.lexicon_phones)
+            llm.model.embed_tokens.weight.data.copy_(plain.weight.data)   # keep Qwen2's initialisation
         self.model: Qwen2Model = llm.model
         self.lm_head: nn.Linear = llm.lm_head
         object.__setattr__(self, "_llm", llm)   # shares model/lm_head; kept out of the module tree

@@ -148,6 +148,8 @@ class CurriculumConfig:
             starts its encoder from ("" = random).
         text_layout: where answers' text tokens sit among their audio tokens (``CollatorConfig.text_layout``:
             "chunked" or "word"); saved with the model, so later stages and generation use the same.
+        lexicon_phones: > 0 gives a nano model built from scratch pronunciation-aware text embeddings (each
+            token's espeak-ng phones, up to this many; ``a2llm/lalm/lexicon.py``); 0 = plain embeddings.
         final: the stage whose result is the model (default: the last one).
         extra_parts: recorded in each stage's a2llm.json as they are (e.g. the detokenizer).
     """
@@ -163,6 +165,7 @@ class CurriculumConfig:
     read_data: str = ""
     encoder: str = ""
     text_layout: str = "chunked"
+    lexicon_phones: int = 0
     seed: int = 0
     final: str = ""
     extra_parts: dict = field(default_factory=dict)
@@ -306,8 +309,14 @@ class Curriculum:
         if self.cfg.preset == "nano":
             cfg = A2LLMConfig.nano(self.layout.vocab_size)
             cfg = dataclasses.replace(cfg, rvq=rvq.config, connector=dataclasses.replace(cfg.connector, **codes),
-                                      text_layout=self.cfg.text_layout)
+                                      text_layout=self.cfg.text_layout,
+                                      backbone=dataclasses.replace(cfg.backbone, lexicon_phones=self.cfg.lexicon_phones))
             model = A2LLM(cfg, rvq)
+            if self.cfg.lexicon_phones:
+                from a2llm.lalm.lexicon import build_lexicon
+
+                model.backbone.model.embed_tokens.set_lexicon(
+                    build_lexicon(self.tokenizer, self.layout.vocab_size, self.cfg.lexicon_phones))
             if self.cfg.encoder:
                 from a2llm.train.encoder import load_encoder_weights
 
@@ -318,6 +327,8 @@ class Curriculum:
         if self.cfg.encoder:
             raise ValueError("'encoder' (a phone pre-trained nano encoder) applies to preset 'nano'; the full size "
                              "starts from the released encoder")
+        if self.cfg.lexicon_phones:
+            raise ValueError("'lexicon_phones' applies to preset 'nano'; the full-size LLM already reads")
         if not self.cfg.backbone:
             raise ValueError("a full-size curriculum needs 'backbone': the Step-Audio-2-mini folder")
         backbone, _ = load_step_audio2(self.cfg.backbone)

@@ -7,6 +7,7 @@ import torch
 from a2llm.model import A2LLM, load_checkpoint_tokenizer
 from a2llm.train.curriculum import (Curriculum, StageConfig, configure_trainable, draw_batch, load_config,
                                     lr_factor)
+from a2llm.train.data import MemoryDataset
 from tests.nano_fixture import tiny_stages, write_config
 
 
@@ -159,3 +160,32 @@ def test_read_share_puts_read_aloud_samples_with_read_tasks_into_every_batch(tin
     missing = load_config(write_config(tmp_path / "d", tiny_corpus, tiny_rvq, stages, final="pretrain"))
     with pytest.raises(ValueError, match="read_data"):
         Curriculum(missing, progress=False).run()
+
+
+def test_the_word_layout_with_pronunciation_embeddings_trains_saves_and_reads(tiny_corpus, tiny_rvq, tmp_path):
+    """What nano ships (sixth session): text_layout "word", lexicon_phones > 0 — a scratch model gets its
+    lexicon from the tokenizer, keeps it through save/load, and forced-text TTS places the whole text."""
+    from a2llm.generate import Generator
+    from a2llm.lalm.lexicon import LexiconEmbedding
+    from a2llm.model import A2LLM, load_checkpoint_tokenizer
+
+    stage = dict(name="pretrain", init="scratch", train="all", steps=2, batch=3, lr_backbone=2e-3, motion_weight=0.0,
+                 warmup=1, log_every=1, val_samples=3, tasks={"tts": 1, "aqaa": 1})
+    path = write_config(tmp_path / "cfg", tiny_corpus, tiny_rvq, [stage], final="pretrain", text_layout="word",
+                        lexicon_phones=4)
+    final = Curriculum(load_config(path), progress=False).run()
+    model = A2LLM.from_pretrained(final)
+    tok = load_checkpoint_tokenizer(final)
+    emb = model.backbone.model.embed_tokens
+    assert isinstance(emb, LexiconEmbedding) and model.config.text_layout == "word"
+    word = tok.encode("the", add_special_tokens=False)[-1]
+    assert int(emb.lexicon[word].gt(0).sum()) >= 1                 # "the" has its phones
+    assert int(emb.lexicon[tok.convert_tokens_to_ids("<tts_start>")].sum()) == 0
+    s = MemoryDataset(tiny_corpus, "test").samples[0]
+    text = tok.encode(s.response_text, add_special_tokens=False)
+    a = Generator(model, tok).answer([s], "tts", max_new_tokens=len(text) * 3 + 30, with_motion=False,
+                                     force_text=[text])[0]
+    L = Generator(model, tok).layout
+    assert [t for t in a.tokens if not L.is_audio(t) and t not in (L.tts_end, L.eot)] == text
+    with pytest.raises(ValueError, match="lexicon_phones"):
+        Curriculum(load_config(path, preset="full", backbone="x"), progress=False).new_model()
