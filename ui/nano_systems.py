@@ -23,10 +23,11 @@ MAX_CHARS = 300
 
 
 def spoken_sample(text: str, emotion: str = "neutral", seed: int = 0):
-    """A typed sentence -> a FLAME-QA sample: answer speech (16 kHz), its 25 Hz phone tokens, procedural motion."""
+    """A typed sentence -> a FLAME-QA sample: answer speech (16 kHz), its 25 Hz phone tokens, procedural motion,
+    and where each word starts (``meta.answer_words``)."""
     from a2llm.data.espeak import synthesize
     from a2llm.data.format import EMOTIONS, FlameQASample
-    from a2llm.data.nano.generate import NanoConfig, _resample, _segments, _word_times
+    from a2llm.data.nano.generate import NanoConfig, _resample, _segments, _word_times, answer_words
     from a2llm.data.nano.motion import Style, find_cues, synthesize_motion
     from a2llm.data.phones import frame_tokens
 
@@ -45,7 +46,8 @@ def spoken_sample(text: str, emotion: str = "neutral", seed: int = 0):
                                np.random.default_rng(seed))
     return FlameQASample(id="compare", question_text="", question_audio=np.zeros(0, np.float32),
                          response_text=text, response_audio=audio, sample_rate=16000, motion=motion,
-                         emotion=emotion, audio_tokens=frame_tokens(utt.phonemes, frames))
+                         emotion=emotion, audio_tokens=frame_tokens(utt.phonemes, frames),
+                         meta={"answer_words": answer_words(utt)})    # the word layout places text by them
 
 
 @lru_cache(maxsize=8)
