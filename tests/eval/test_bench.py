@@ -1,14 +1,30 @@
-"""python -m a2llm.eval bench on a tiny checkpoint: the JSON contract and the table layout."""
+"""python -m a2llm.eval bench on a tiny checkpoint: the JSON contract and the table layout.
+
+One bench run (every part: both modes, the cascade, the segment study) serves both checks — the table is what
+the CLI prints without --json (``format_bench`` of the same result); a run costs ~60 s on 2 cores."""
 import json
 import math
 
+import pytest
+
 from a2llm.eval.__main__ import main
+from a2llm.eval.bench import format_bench
 
 
-def test_bench_json_has_the_contract_keys(tiny_run, capsys):
-    assert main(["bench", "--checkpoint", str(tiny_run[2]), "--turns", "1", "--no-segments", "--no-render",
-                 "--cascaded", "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)
+@pytest.fixture(scope="module")
+def bench(tiny_run, tiny_corpus):
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["bench", "--checkpoint", str(tiny_run[2]), "--turns", "1", "--no-render", "--cascaded",
+                     "--data", str(tiny_corpus), "--json"]) == 0
+    return json.loads(buf.getvalue())
+
+
+def test_bench_json_has_the_contract_keys(bench):
+    r = bench
     for key in ("ttft_ms", "ttfa_ms", "rtf", "overhead_ratio", "decode_cost_ratio", "speedup_vs_nocache"):
         assert isinstance(r[key], float) and math.isfinite(r[key]) and r[key] > 0, key
     assert set(r["modes"]) == {"base", "optimized"}
@@ -21,11 +37,11 @@ def test_bench_json_has_the_contract_keys(tiny_run, capsys):
         # checked end to end in tests/baselines/test_cascade.py
         assert math.isnan(row["ttft_ms"]) or row["ttfa_ms"] >= row["ttft_ms"] > 0
         assert set(row["stages_ms_per_turn"]) == {"asr", "llm", "tts", "detokenizer", "animation"}
+    assert set(r["segment_study"]) >= {"5"} and "mod_mm" in r["segment_study"]["5"]
 
 
-def test_bench_prints_table1(tiny_run, tiny_corpus, capsys):
-    assert main(["bench", "--checkpoint", str(tiny_run[2]), "--turns", "1", "--no-render",
-                 "--data", str(tiny_corpus)]) == 0
-    out = capsys.readouterr().out
+def test_bench_prints_table1(bench):
+    out = format_bench(bench)
     assert "Table 1" in out and "TTFA" in out and "S = 5" in out and "overhead ratio" in out
-    assert "Cascaded" not in out                       # only with --cascaded
+    assert "Cascaded" in out
+    assert "Cascaded" not in format_bench({k: v for k, v in bench.items() if k != "cascaded"})  # only with --cascaded
