@@ -1,8 +1,5 @@
 """Motion tokenizer: shapes, streaming = full decode, checkpoints, loss, and a tiny resumable training run."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +95,7 @@ def test_loss_terms():
     assert torch.isclose(terms["total"], terms["param"] + 1e5 * (terms["lips"] + terms["face"]) + 1e2 * (terms["vel"] + terms["acc"]))
 
 
-def test_training_cli_runs_and_resumes(tmp_path):
+def test_training_cli_runs_and_resumes(tmp_path, capsys):
     from a2llm.data import FlameQASample, FlameQAWriter
 
     with FlameQAWriter(tmp_path / "data") as w:
@@ -107,24 +104,35 @@ def test_training_cli_runs_and_resumes(tmp_path):
             w.add(FlameQASample(id=f"c{i}", question_text="q", question_audio=np.zeros(1600, np.float32),
                                 response_text="a", response_audio=np.zeros(len(m) * 640, np.float32), sample_rate=16000,
                                 motion=m, emotion="neutral", split="val" if i < 4 else "train"))
-    cmd = [sys.executable, "-m", "a2llm.train", "tokenizer", "--data", str(tmp_path / "data"), "--out",
-           str(tmp_path / "tok"), "--batch", "8", "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}     # tiny model: one thread is faster and never oversubscribes
-    res = subprocess.run(cmd + ["--epochs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0, res.stderr
-    res = subprocess.run(cmd + ["--epochs", "2", "--lr", "3e-4"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env=env)
-    assert res.returncode == 1 and "other training settings" in res.stderr   # refuses to mix settings
-    res = subprocess.run(cmd + ["--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0 and "resuming from epoch 1" in res.stdout
-    log = (tmp_path / "tok" / "train_log.csv").read_text().splitlines()
-    assert len(log) == 3 and log[0].startswith("epoch,step") and log[2].startswith("2,")
-    for f in ("config.json", "model.safetensors", "curves.png", "val_metrics.json"):
-        assert (tmp_path / "tok" / f).exists()
-    assert MotionTokenizer.from_pretrained(tmp_path / "tok").encode(speechy(30)).shape == (6, 6)
-    # run again after the last epoch (a pipeline re-run): nothing is trained, the scores are kept
-    res = subprocess.run(cmd + ["--epochs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 0 and "val MOD" in res.stdout, res.stderr
+    from a2llm.train.__main__ import main
+
+    # In-process (a subprocess per run cost ~8 s of imports each); one thread: the tiny model is faster on it.
+    cmd = ["tokenizer", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "tok"), "--batch", "8", "--quiet"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def run(*extra):
+        code = main(cmd + list(extra))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    try:
+        code, out, err = run("--epochs", "1")
+        assert code == 0, err
+        code, out, err = run("--epochs", "2", "--lr", "3e-4")
+        assert code == 1 and "other training settings" in err      # refuses to mix settings
+        code, out, err = run("--epochs", "2")
+        assert code == 0 and "resuming from epoch 1" in out
+        log = (tmp_path / "tok" / "train_log.csv").read_text().splitlines()
+        assert len(log) == 3 and log[0].startswith("epoch,step") and log[2].startswith("2,")
+        for f in ("config.json", "model.safetensors", "curves.png", "val_metrics.json"):
+            assert (tmp_path / "tok" / f).exists()
+        assert MotionTokenizer.from_pretrained(tmp_path / "tok").encode(speechy(30)).shape == (6, 6)
+        # run again after the last epoch (a pipeline re-run): nothing is trained, the scores are kept
+        code, out, err = run("--epochs", "2")
+        assert code == 0 and "val MOD" in out, err
+    finally:
+        torch.set_num_threads(threads)
     assert "mod_mm" in json.loads((tmp_path / "tok" / "val_metrics.json").read_text())
 
 
