@@ -55,19 +55,25 @@ def text_layout_of(model) -> str:
     return getattr(getattr(model, "config", None), "text_layout", "chunked")
 
 
+def prefers_text(logits: torch.Tensor, layout: TokenLayout) -> bool:
+    """Word layout: would the model rather write than speak at this step? Compares probability mass — some
+    non-audio token vs some audio code — not best logits: which word comes next is spread over the vocabulary
+    even when writing is surely due (best-logit comparison placed text late: forced-text PER 125 % vs 87 %)."""
+    a0, a1 = layout.audio_offset, layout.audio_offset + layout.num_audio_codes
+    other = torch.cat([logits[:a0], logits[a1:]])
+    return bool(torch.logsumexp(other, 0) > torch.logsumexp(logits[a0:a1], 0))
+
+
 def next_token(logits: torch.Tensor, layout: TokenLayout, text_layout: str = "chunked") -> int:
     """Greedy choice of one free-running step from [V] logits. "chunked": the argmax. "word": first speak or
-    write — whichever of the audio codes and the other tokens holds more probability — then the best token
-    of that kind (the next word's text is spread over many candidates even when writing is surely due; a plain
-    argmax would keep speaking)."""
+    write (:func:`prefers_text`), then the best token of that kind."""
     if text_layout != "word":
         return int(logits.argmax())
     a0, a1 = layout.audio_offset, layout.audio_offset + layout.num_audio_codes
-    audio = logits[a0:a1]
+    if not prefers_text(logits, layout):
+        return a0 + int(logits[a0:a1].argmax())
     other = logits.clone()
     other[a0:a1] = float("-inf")
-    if torch.logsumexp(audio, 0) >= torch.logsumexp(other, 0):
-        return a0 + int(audio.argmax())
     return int(other.argmax())
 
 
@@ -178,15 +184,11 @@ class TextSchedule:
         self.k = audio_chunk         # audio tokens since the last text token (start: a text slot is due)
         self.closing = False
 
-    def _text_due(self, logits: torch.Tensor, audio: torch.Tensor) -> bool:
+    def _text_due(self, logits: torch.Tensor) -> bool:
         if self.i >= len(self.text):
             return False
         if self.mode == "word":
-            # Compare probability mass, not best logits: which word comes next is uncertain (spread over the
-            # vocabulary) even when writing is surely due; max-vs-max placed text late (PER 125 % vs 87 %).
-            L = self.L
-            other = torch.cat([logits[:L.audio_offset], logits[L.audio_offset + L.num_audio_codes:]])
-            return self.i == 0 or bool(torch.logsumexp(other, 0) > torch.logsumexp(audio, 0))
+            return self.i == 0 or prefers_text(logits, self.L)
         return self.k >= self.chunk
 
     def choose(self, logits: torch.Tensor) -> int:
@@ -194,7 +196,7 @@ class TextSchedule:
         if self.closing:
             return L.eot
         audio = logits[L.audio_offset:L.audio_offset + L.num_audio_codes]
-        if self._text_due(logits, audio):
+        if self._text_due(logits):
             self.i, self.k = self.i + 1, 0
             return self.text[self.i - 1]
         best = int(audio.argmax())

@@ -41,19 +41,19 @@ class Schedule(G.TextSchedule):
         self.spoken = getattr(self, "spoken", 0) + int(L.is_audio(t))
         return t
 
-    def _text_due(self, logits, audio):
+    def _text_due(self, logits):
         if self.i >= len(self.text):
             return False
         if self.rule == "oracle":
             return self.slots[self.i] <= getattr(self, "spoken", 0)
+        if self.rule == "mass":
+            return super()._text_due(logits)
         other, audio = other_and_audio(logits)
         if self.i == 0:
             return True
         if self.rule == "max":
             return bool(other.max() > audio.max())
-        if self.rule == "next":
-            return bool(logits[self.text[self.i]] > audio.max())
-        return bool(torch.logsumexp(other, 0) > torch.logsumexp(audio, 0))
+        return bool(logits[self.text[self.i]] > audio.max())     # "next"
 
 
 pending: list = []
