@@ -44,3 +44,17 @@ def test_generation_continues_a_partial_folder(tmp_path):
     assert len(ds) == 5
     assert sorted(ds.record(i)["id"] for i in range(5)) == [f"read-{i:06d}" for i in range(5)]
     assert ds.record(4)["response_text"] == make_read_sample(4).response_text
+
+
+def test_sentences_mix_the_core_and_the_general_vocabulary():
+    from a2llm.data.nano.read import general_vocabulary
+
+    general, core = general_vocabulary(), set(read_vocabulary())
+    assert len(general) == 5000 and len(set(general)) == 5000 and general[:3] == ("the", "to", "and")
+    assert all(w.isalpha() and w.islower() for w in general)
+    rng = np.random.default_rng(1)
+    words = [w.strip(",.!?").lower() for _ in range(300)
+             for w in read_sentence(rng, read_vocabulary(), general=general).split()]
+    outside = [w for w in words if w not in core]
+    assert all(w in set(general) for w in outside)
+    assert 0.2 < len(outside) / len(words) < 0.6       # half the draws are general, many of those also core

@@ -2,14 +2,17 @@
 
 FLAME-QA-nano's answers are 24 templates × 12 topics: a model trained on them alone memorises the sentences
 and, given a new one to read, continues a memorised one (docs/NANO.md). This corpus holds random word
-sequences — no template, nothing to memorise — over a general English vocabulary: the training templates'
-words plus a list of common words written here. Each sample is the sentence spoken twice: by a training voice
+sequences — no template, nothing to memorise — over two vocabularies, each word drawn from either with even
+odds: the *core* (the training templates' words plus a list of common words written here; the BPE keeps each
+of these one token) and a *general* one, the 5,000 most frequent English words (``english_words.txt``, from
+wordfreq), most of which the BPE splits into pieces, so that the model learns to read words it knows only
+as pieces (a word no corpus holds comes to it that way). Each sample is the sentence spoken twice: by a training voice
 with noise (``question_audio``, for ASR) and by the answer voice with its 25 Hz phone tokens
 (``response_audio``, for TTS and Repeat), with procedural neutral motion. The curriculum mixes a share of these
 into pre-training batches (``StageConfig.read_share``).
 
-The vocabulary is general, so it also holds words of the held-out templates (docs/NANO.md says which); the
-held-out *sentences* never occur here.
+The vocabularies are general, so they also hold words of the held-out templates (docs/NANO.md says which);
+the held-out *sentences* never occur here.
 """
 from __future__ import annotations
 
@@ -68,10 +71,22 @@ def read_vocabulary() -> tuple[str, ...]:
     return tuple(sorted(words | set(COMMON_WORDS)))
 
 
-def read_sentence(rng: np.random.Generator, vocabulary: Sequence[str], words: tuple[int, int] = (3, 10)) -> str:
-    """A random sequence of ``words`` (min, max inclusive) vocabulary words, capitalised and punctuated."""
+@lru_cache(maxsize=1)
+def general_vocabulary() -> tuple[str, ...]:
+    """The 5,000 most frequent English words (``english_words.txt``, most frequent first)."""
+    path = Path(__file__).with_name("english_words.txt")
+    return tuple(w for w in path.read_text().split("\n") if w and not w.startswith("#"))
+
+
+def read_sentence(rng: np.random.Generator, vocabulary: Sequence[str], words: tuple[int, int] = (3, 10),
+                  general: Sequence[str] = (), general_share: float = 0.5) -> str:
+    """A random sequence of ``words`` (min, max inclusive) words, capitalised and punctuated; each word comes
+    from ``general`` with probability ``general_share`` (when given), else from ``vocabulary``."""
     k = int(rng.integers(words[0], words[1] + 1))
     picks = [vocabulary[int(i)] for i in rng.integers(0, len(vocabulary), k)]
+    if general:
+        swap = rng.random(k) < general_share
+        picks = [general[int(rng.integers(len(general)))] if s else w for w, s in zip(picks, swap)]
     if rng.random() < 0.3 and k >= 6:            # a comma inside some sentences, as in the answers
         cut = int(rng.integers(2, k - 2))
         picks[cut] += ","
@@ -87,7 +102,7 @@ def make_read_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASampl
 
     rng, noise_rng, motion_rng = (np.random.default_rng(s)
                                   for s in np.random.SeedSequence([cfg.seed, 7_000_000 + index]).spawn(3))
-    text = read_sentence(rng, read_vocabulary())
+    text = read_sentence(rng, read_vocabulary(), general=general_vocabulary())
     voice = TRAIN_VOICES[rng.integers(len(TRAIN_VOICES))]
     q = spoken_question(text, voice, rng, noise_rng, cfg)
     r, audio, frames, a_rate = spoken_answer(text, rng, cfg)
