@@ -89,7 +89,8 @@ class A2LLMConfig:
 
 @dataclass
 class A2LLMOutput:
-    """loss = seq_loss + λ motion_loss (scalars); logits [B, L, V]; hidden [B, L, d]; motion_logits [B, N, 6, K]."""
+    """loss = seq_loss + λ motion_loss + μ ctc_loss (scalars); logits [B, L, V]; hidden [B, L, d];
+    motion_logits [B, N, 6, K]; ctc_loss None when not computed."""
 
     loss: torch.Tensor
     seq_loss: torch.Tensor
@@ -97,6 +98,7 @@ class A2LLMOutput:
     logits: torch.Tensor
     hidden: torch.Tensor
     motion_logits: torch.Tensor | None = None
+    ctc_loss: torch.Tensor | None = None
 
 
 class A2LLM(nn.Module):
@@ -154,25 +156,60 @@ class A2LLM(nn.Module):
                 codes[b, :len(c)] = torch.from_numpy(c)
         return codes.to(batch.input_ids.device)
 
-    def forward(self, batch: Batch, motion_weight: float | None = None) -> A2LLMOutput:
+    def forward(self, batch: Batch, motion_weight: float | None = None, ctc_weight: float = 0.0) -> A2LLMOutput:
         """Training pass on a collated FLAME-QA batch.
 
         ``motion_weight`` overrides λ for this call (a curriculum stage's own λ); at 0 the connector is not run.
+        ``ctc_weight`` μ > 0 adds the auxiliary CTC loss (:meth:`ctc_loss`; needs a backbone with ``ctc_layer``).
         """
         lam = self.config.motion_weight if motion_weight is None else float(motion_weight)
+        layer = self.backbone.config.ctc_layer if ctc_weight > 0 else 0
+        if ctc_weight > 0 and not layer:
+            raise ValueError("ctc_weight > 0 needs a backbone with a CTC head (BackboneConfig.ctc_layer > 0)")
         out = self.backbone(batch.input_ids, batch.attention_mask, batch.input_audio, batch.input_audio_lengths,
-                            batch.audio_patch_mask)
+                            batch.audio_patch_mask, capture_layer=layer)
         seq_loss = F.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(),
                                    ignore_index=IGNORE)
+        ctc = self.ctc_loss(out.layer_hidden, batch) if layer else None
+        base = seq_loss + ctc_weight * ctc if ctc is not None else seq_loss
         lengths = batch.motion_lengths
         if int(lengths.max()) == 0 or lam == 0:
             zero = out.hidden.sum() * 0
-            return A2LLMOutput(seq_loss, seq_loss, zero, out.logits, out.hidden)
+            return A2LLMOutput(base, seq_loss, zero, out.logits, out.hidden, ctc_loss=ctc)
         pos = batch.audio_token_positions.clamp(min=0)
         hidden = torch.gather(out.hidden, 1, pos[..., None].expand(-1, -1, out.hidden.shape[-1]))
         motion = self.connector(hidden, self.motion_codes(batch), lengths)
-        loss = seq_loss + lam * motion.loss
-        return A2LLMOutput(loss, seq_loss, motion.loss, out.logits, out.hidden, motion.logits)
+        return A2LLMOutput(base + lam * motion.loss, seq_loss, motion.loss, out.logits, out.hidden, motion.logits,
+                           ctc)
+
+    def ctc_loss(self, layer_hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Auxiliary CTC loss: the backbone's CTC head reads decoder layer ``ctc_layer`` at each row's input-audio
+        positions (12.5 Hz) and must spell the row's transcript (text tokens, blank = the last class).
+
+        Why: trained only through the answer's next-token loss, nano's decoder recognised which template a
+        question is (86 %) but not its words (the topic right in half of the spoken questions, read-aloud ASR
+        ~0 %) — an attention decoder rarely learns to align speech and text from a few thousand utterances;
+        CTC on the audio positions (hybrid CTC/attention ASR) makes the decoder form the words where it hears
+        them, for later positions to attend to.
+
+        Args:
+            layer_hidden: [B, L, d] decoder layer output.
+            batch: with ``audio_patch_mask`` [B, L], ``transcripts`` [B, S] and ``transcript_lengths`` [B].
+
+        Returns:
+            scalar: mean over rows with input audio and a transcript of (CTC loss / transcript length); zero
+            (still connected to the head) when the batch has none.
+        """
+        head = self.backbone.ctc_head
+        frames = batch.audio_patch_mask.sum(-1)
+        rows = [b for b in range(len(frames)) if frames[b] > 0 and int(batch.transcript_lengths[b]) > 0]
+        if not rows:
+            return sum(p.sum() for p in head.parameters()) * 0
+        x = nn.utils.rnn.pad_sequence([layer_hidden[b][batch.audio_patch_mask[b]] for b in rows], batch_first=True)
+        log_probs = head(x).float().log_softmax(-1).transpose(0, 1)           # [T, R, V + 1]
+        targets = batch.transcripts[rows].clamp(min=0)
+        return F.ctc_loss(log_probs, targets, frames[rows], batch.transcript_lengths[rows],
+                          blank=log_probs.shape[-1] - 1, reduction="mean", zero_infinity=True)
 
     # --- checkpoints --------------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path, backbone_path: str | None = None, text_tokenizer=None,

@@ -95,3 +95,57 @@ def test_save_and_load_round_trip(setup, tmp_path):
     assert torch.allclose(a.logits, b.logits, atol=1e-5) and torch.allclose(a.motion_logits, b.motion_logits, atol=1e-5)
     with pytest.raises(FileNotFoundError, match="a2llm.json"):
         A2LLM.from_pretrained(tmp_path)
+
+
+def test_batches_carry_the_transcript_of_their_input_audio(setup):
+    _, collate, samples = setup
+    batch = collate(samples[:4], ["aqaa", "repeat", "tts", "asr"])
+    text = lambda s: collate.tok.encode(s, add_special_tokens=False)          # noqa: E731
+    lengths = batch.transcript_lengths.tolist()
+    assert lengths == [len(text(samples[0].question_text)), len(text(samples[1].response_text)), 0,
+                       len(text(samples[3].question_text))]
+    assert batch.transcripts[0, :lengths[0]].tolist() == text(samples[0].question_text)
+    assert (batch.transcripts[2] == -100).all()
+
+
+def test_ctc_loss_reads_the_chosen_layer_at_the_audio_positions_and_trains_only_its_inputs(tmp_path):
+    import dataclasses
+
+    torch.manual_seed(0)
+    samples = [make_sample(i, NanoConfig(seed=11)) for i in range(4)]
+    texts = [s.question_text for s in samples] + [s.response_text for s in samples] + list(SYSTEM_PROMPTS.values())
+    tok = train_nano_tokenizer(texts, len(PHONES), vocab_size=200)
+    layout = TokenLayout.from_tokenizer(tok, len(PHONES))
+    base = A2LLMConfig.nano(layout.vocab_size)
+    cfg = A2LLMConfig(name="tiny-ctc", backbone=dataclasses.replace(base.backbone, ctc_layer=2),
+                      connector=ConnectorConfig.nano(128), lora=LoraSettings(r=4, alpha=8, dropout=0.0),
+                      rvq=RVQConfig(width=16, latent_dim=16, codebook_size=16))
+    model = A2LLM(cfg).train()
+    collate = FlameQACollator(tok, layout)
+    batch = collate(samples, ["asr", "aqaa", "tts", "repeat"])
+    head = model.backbone.ctc_head[-1]
+    assert head.out_features == layout.vocab_size + 1                  # + the blank
+    plain = model(batch, motion_weight=0.0)
+    assert plain.ctc_loss is None
+    out = model(batch, motion_weight=0.0, ctc_weight=0.5)
+    assert torch.isfinite(out.ctc_loss) and out.ctc_loss > 0
+    assert torch.allclose(out.loss, out.seq_loss + 0.5 * out.ctc_loss)
+    for p in model.backbone.parameters():
+        p.requires_grad_(True)
+    model(batch, motion_weight=0.0, ctc_weight=0.5).ctc_loss.backward()
+    layers = model.backbone.model.layers
+    grad = lambda layer: layer.mlp.down_proj.base_layer.weight.grad       # noqa: E731
+    assert head.weight.grad.abs().sum() > 0 and model.backbone.adapter.linear2.weight.grad.abs().sum() > 0
+    assert grad(layers[1]).abs().sum() > 0 and grad(layers[2]) is None   # above the CTC layer: untouched
+    # a text-only batch gives a zero loss that still reaches the head (no unused parameters under DDP)
+    model.zero_grad()
+    text_only = model(collate(samples[:2], "tts"), motion_weight=0.0, ctc_weight=0.5)
+    assert float(text_only.ctc_loss.detach()) == 0.0
+    # the head is saved and loaded with the backbone; generation does not use it
+    model.save_pretrained(tmp_path / "m", text_tokenizer=tok)
+    loaded = A2LLM.from_pretrained(tmp_path / "m")
+    assert loaded.backbone.config.ctc_layer == 2
+    assert torch.equal(loaded.backbone.ctc_head[-1].weight, head.weight)
+    with pytest.raises(ValueError, match="CTC head"):
+        A2LLM(A2LLMConfig(name="x", backbone=base.backbone, connector=cfg.connector, lora=cfg.lora,
+                          rvq=cfg.rvq))(batch, motion_weight=0.0, ctc_weight=0.5)

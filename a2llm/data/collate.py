@@ -86,6 +86,9 @@ class Batch:
         motion_lengths: [B] frames (0 for ASR).
         audio_token_positions: [B, F] position in ``input_ids`` of the answer's k-th audio token, -1 pad.
         tasks: the subtask of each row.
+        transcripts: [B, S] text token ids of what each row's input audio says (the question for AQAA / ASR,
+            the answer for Repeat), IGNORE pad; the auxiliary CTC loss's targets (A2LLM.forward).
+        transcript_lengths: [B] tokens per row (0: no input audio).
     """
 
     input_ids: torch.Tensor
@@ -98,6 +101,8 @@ class Batch:
     motion_lengths: torch.Tensor
     audio_token_positions: torch.Tensor
     tasks: list[str] = field(default_factory=list)
+    transcripts: torch.Tensor | None = None
+    transcript_lengths: torch.Tensor | None = None
 
     def to(self, device) -> "Batch":
         moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
@@ -111,6 +116,7 @@ class _Row:
     audio: np.ndarray | None = None
     motion: np.ndarray | None = None
     audio_positions: list[int] = field(default_factory=list)
+    transcript: list[int] = field(default_factory=list)
 
     def add(self, ids, loss: bool = False) -> None:
         self.ids.extend(int(i) for i in ids)
@@ -139,11 +145,12 @@ class FlameQACollator:
         row.add([self.layout.bot] + self._role[role])
         row.add(content + [self.layout.eot], loss=loss)
 
-    def _audio_input(self, row: _Row, audio: np.ndarray, sr: int, what: str) -> None:
+    def _audio_input(self, row: _Row, audio: np.ndarray, sr: int, what: str, text: str) -> None:
         if sr != self.config.input_sample_rate:
             raise ValueError(f"{what}: audio at {sr} Hz, the encoder front end expects "
                              f"{self.config.input_sample_rate} Hz (resample when building the dataset)")
         row.audio = np.asarray(audio, np.float32)
+        row.transcript = self._text(text) if text else []
         L = self.layout
         ids = [L.bot] + self._role["human"]
         for n in audio_patch_counts(len(audio)):          # one <audio_start>…<audio_end> per 25 s chunk
@@ -200,9 +207,9 @@ class FlameQACollator:
             for t in s.context:
                 self._turn(row, t.role, self._text(t.text))
         if task == "aqaa" or task == "asr":
-            self._audio_input(row, s.question_audio, s.sample_rate, f"sample {s.id} question")
+            self._audio_input(row, s.question_audio, s.sample_rate, f"sample {s.id} question", s.question_text)
         elif task == "repeat":
-            self._audio_input(row, s.response_audio, s.sample_rate, f"sample {s.id} response")
+            self._audio_input(row, s.response_audio, s.sample_rate, f"sample {s.id} response", s.response_text)
         elif task == "tqa":
             self._turn(row, "human", self._text(s.question_text))
         else:  # tts
@@ -240,7 +247,10 @@ class FlameQACollator:
         motion = torch.zeros(B, F, 58)
         motion_len = torch.zeros(B, dtype=torch.long)
         positions = torch.full((B, F), -1, dtype=torch.long)
+        transcripts = torch.full((B, max([len(r.transcript) for r in rows] + [1])), IGNORE, dtype=torch.long)
+        transcript_len = torch.tensor([len(r.transcript) for r in rows], dtype=torch.long)
         for b, r in enumerate(rows):
+            transcripts[b, :len(r.transcript)] = torch.tensor(r.transcript, dtype=torch.long)
             n = len(r.ids)
             ids[b, :n] = torch.tensor(r.ids)
             mask[b, :n] = 1
@@ -254,4 +264,4 @@ class FlameQACollator:
                 motion_len[b] = len(r.motion)
                 positions[b, :len(r.audio_positions)] = torch.tensor(r.audio_positions)
         return Batch(ids, mask, labels, audio, audio_len, ids == self.layout.audio_patch, motion, motion_len,
-                     positions, tasks)
+                     positions, tasks, transcripts, transcript_len)

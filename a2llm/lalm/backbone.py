@@ -50,6 +50,7 @@ class BackboneConfig:
     tie_word_embeddings: bool = False
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     lexicon_phones: int = 0     # > 0: text embeddings carry up to this many phones per token (lexicon.py; nano)
+    ctc_layer: int = 0          # > 0: a CTC head reads this decoder layer at the input-audio positions (nano)
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
@@ -60,6 +61,8 @@ class BackboneConfig:
                              f"num_key_value_heads {self.num_key_value_heads}")
         if self.encoder.llm_dim != self.hidden_size:
             raise ValueError(f"encoder.llm_dim {self.encoder.llm_dim} must equal hidden_size {self.hidden_size}")
+        if not 0 <= self.ctc_layer <= self.num_hidden_layers:
+            raise ValueError(f"ctc_layer {self.ctc_layer} must be within [0, {self.num_hidden_layers}] (0 = none)")
 
     @classmethod
     def full(cls) -> "BackboneConfig":
@@ -90,11 +93,13 @@ class BackboneConfig:
 
 @dataclass
 class BackboneOutput:
-    """logits [B, L, V]; hidden [B, L, d] last layer after the final norm; past_key_values (when cached)."""
+    """logits [B, L, V]; hidden [B, L, d] last layer after the final norm; past_key_values (when cached);
+    layer_hidden [B, L, d] the output of the decoder layer asked for (``capture_layer``), else None."""
 
     logits: torch.Tensor
     hidden: torch.Tensor
     past_key_values: DynamicCache | None = None
+    layer_hidden: torch.Tensor | None = None
 
 
 @dataclass
@@ -139,6 +144,11 @@ class StepAudio2Backbone(nn.Module):
         self.model: Qwen2Model = llm.model
         self.lm_head: nn.Linear = llm.lm_head
         object.__setattr__(self, "_llm", llm)   # shares model/lm_head; kept out of the module tree
+        if config.ctc_layer:
+            # Training-only: scores each input-audio position over the vocabulary + a CTC blank (the last class),
+            # so that the decoder forms the words of what it hears where it hears them (A2LLM.forward).
+            self.ctc_head = nn.Sequential(nn.LayerNorm(config.hidden_size),
+                                          nn.Linear(config.hidden_size, config.vocab_size + 1))
 
     @property
     def llm(self) -> Qwen2ForCausalLM:
@@ -235,25 +245,36 @@ class StepAudio2Backbone(nn.Module):
     # ----------------------------------------------------------------------------------------- decoder
     def decode(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None,
                position_ids: torch.Tensor | None = None, past_key_values: DynamicCache | None = None,
-               use_cache: bool = False) -> BackboneOutput:
+               use_cache: bool = False, capture_layer: int = 0) -> BackboneOutput:
         """Run the Qwen2 decoder and LM head on embeddings [B, L, d].
 
         ``attention_mask`` covers the cached positions and the new ones ([B, S_past + L]); rope positions
-        are taken from it (padding does not count) unless ``position_ids`` [B, L] are given.
+        are taken from it (padding does not count) unless ``position_ids`` [B, L] are given. ``capture_layer``
+        k > 0 also returns decoder layer k's output (``layer_hidden``).
         """
         L = inputs_embeds.shape[1]
         if position_ids is None and attention_mask is not None:
             position_ids = positions_from_mask(attention_mask)[:, -L:]
-        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                         use_cache=use_cache, **{_CACHE_KWARG: past_key_values})
+        captured = []
+        hook = None
+        if capture_layer:
+            hook = self.model.layers[capture_layer - 1].register_forward_hook(
+                lambda _m, _i, o: captured.append(o[0] if isinstance(o, tuple) else o))
+        try:
+            out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                             use_cache=use_cache, **{_CACHE_KWARG: past_key_values})
+        finally:
+            if hook is not None:
+                hook.remove()
         hidden = out.last_hidden_state
         cache = getattr(out, _CACHE_KWARG, None) if use_cache else None
-        return BackboneOutput(logits=self.lm_head(hidden), hidden=hidden, past_key_values=cache)
+        return BackboneOutput(logits=self.lm_head(hidden), hidden=hidden, past_key_values=cache,
+                              layer_hidden=captured[0] if captured else None)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 input_audio: torch.Tensor | None = None, input_audio_lengths: torch.Tensor | None = None,
                 audio_patch_mask: torch.Tensor | None = None, past_key_values: DynamicCache | None = None,
-                use_cache: bool = False) -> BackboneOutput:
+                use_cache: bool = False, capture_layer: int = 0) -> BackboneOutput:
         """Full forward pass (training, scoring).
 
         Args:
@@ -262,6 +283,7 @@ class StepAudio2Backbone(nn.Module):
             input_audio, input_audio_lengths, audio_patch_mask: see :meth:`embed`.
             past_key_values: a cache to extend, or None.
             use_cache: return the (new or extended) cache.
+            capture_layer: k > 0 also returns decoder layer k's output [B, L, d] (``layer_hidden``).
 
         Returns:
             BackboneOutput with logits [B, L, V] and hidden [B, L, d].
@@ -269,7 +291,8 @@ class StepAudio2Backbone(nn.Module):
         embeds = self.embed(input_ids, input_audio, input_audio_lengths, audio_patch_mask)
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.model.config)
-        return self.decode(embeds, attention_mask, past_key_values=past_key_values, use_cache=use_cache)
+        return self.decode(embeds, attention_mask, past_key_values=past_key_values, use_cache=use_cache,
+                           capture_layer=capture_layer)
 
     @torch.no_grad()
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -60,6 +60,8 @@ class StageConfig:
         lr_encoder: with train "all", the audio encoder's own learning rate (None: ``lr_backbone``; 0: frozen,
             e.g. a phone pre-trained encoder, ``CurriculumConfig.encoder``). The adaptor trains with the backbone.
         motion_weight: λ in L = L_seq + λ L_motion.
+        ctc_weight: μ of the auxiliary CTC loss on the input audio (``A2LLM.ctc_loss``; the curriculum's
+            ``ctc_layer`` gives the model its head); 0 = none. The head trains only in stages with train "all".
         subset: "all" or "high_dynamic" (stage 3).
         high_dynamic_share: with subset "all", the share of every batch drawn from the high-dynamic subset (the
             rest from all samples): affective tuning that keeps seeing ordinary answers. None: plain ``subset``.
@@ -80,6 +82,7 @@ class StageConfig:
     lr_connector: float = 1e-5
     lr_encoder: float | None = None
     motion_weight: float = 1.0
+    ctc_weight: float = 0.0
     subset: str = "all"
     high_dynamic_share: float | None = None
     tasks: tuple[tuple[str, float], ...] = DEFAULT_TASKS
@@ -108,6 +111,8 @@ class StageConfig:
         if self.read_share and any(t in ("aqaa", "tqa") for t, _ in self.read_tasks):
             raise ValueError(f"stage {self.name}: read-aloud samples have no answer; read_tasks may hold "
                              f"tts, asr and repeat")
+        if self.ctc_weight < 0:
+            raise ValueError(f"stage {self.name}: ctc_weight must be >= 0")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"stage {self.name}: steps and batch must be >= 1")
         if self.lr_encoder is not None and (self.lr_encoder < 0 or self.train != "all"):
@@ -150,6 +155,8 @@ class CurriculumConfig:
             "chunked" or "word"); saved with the model, so later stages and generation use the same.
         lexicon_phones: > 0 gives a nano model built from scratch pronunciation-aware text embeddings (each
             token's espeak-ng phones, up to this many; ``a2llm/lalm/lexicon.py``); 0 = plain embeddings.
+        ctc_layer: > 0 gives a nano model built from scratch a CTC head on this decoder layer, for stages with
+            ``ctc_weight`` (``BackboneConfig.ctc_layer``); 0 = none.
         final: the stage whose result is the model (default: the last one).
         extra_parts: recorded in each stage's a2llm.json as they are (e.g. the detokenizer).
     """
@@ -166,6 +173,7 @@ class CurriculumConfig:
     encoder: str = ""
     text_layout: str = "chunked"
     lexicon_phones: int = 0
+    ctc_layer: int = 0
     seed: int = 0
     final: str = ""
     extra_parts: dict = field(default_factory=dict)
@@ -221,7 +229,8 @@ def configure_trainable(model, stage: StageConfig) -> list[dict]:
     if stage.train == "all":
         own_lr = stage.lr_encoder is not None
         base = [p for n, p in model.backbone.named_parameters()
-                if "lora_" not in n and not (own_lr and n.startswith("encoder."))]
+                if "lora_" not in n and not (own_lr and n.startswith("encoder."))
+                and not (stage.ctc_weight == 0 and n.startswith("ctc_head."))]
         groups.append({"params": base, "lr": stage.lr_backbone, "name": "backbone"})
         if own_lr and stage.lr_encoder > 0:
             groups.append({"params": list(model.backbone.encoder.parameters()),
@@ -310,7 +319,8 @@ class Curriculum:
             cfg = A2LLMConfig.nano(self.layout.vocab_size)
             cfg = dataclasses.replace(cfg, rvq=rvq.config, connector=dataclasses.replace(cfg.connector, **codes),
                                       text_layout=self.cfg.text_layout,
-                                      backbone=dataclasses.replace(cfg.backbone, lexicon_phones=self.cfg.lexicon_phones))
+                                      backbone=dataclasses.replace(cfg.backbone, lexicon_phones=self.cfg.lexicon_phones,
+                                                                   ctc_layer=self.cfg.ctc_layer))
             model = A2LLM(cfg, rvq)
             if self.cfg.lexicon_phones:
                 from a2llm.lalm.lexicon import build_lexicon
@@ -329,6 +339,8 @@ class Curriculum:
                              "starts from the released encoder")
         if self.cfg.lexicon_phones:
             raise ValueError("'lexicon_phones' applies to preset 'nano'; the full-size LLM already reads")
+        if self.cfg.ctc_layer:
+            raise ValueError("'ctc_layer' applies to preset 'nano'; the full-size LLM already hears")
         if not self.cfg.backbone:
             raise ValueError("a full-size curriculum needs 'backbone': the Step-Audio-2-mini folder")
         backbone, _ = load_step_audio2(self.cfg.backbone)
@@ -397,7 +409,7 @@ class Curriculum:
             from tqdm import tqdm
 
             bar = tqdm(total=stage.steps, initial=start, desc=f"{stage.name}", unit="step")
-        sums, count, t0 = np.zeros(3), 0, time.time()
+        sums, count, t0 = np.zeros(4), 0, time.time()
         for step in range(start, stage.steps):
             rng = np.random.default_rng([self.cfg.seed, acc.process_index, step])
             samples = draw_batch(rng, train, high, stage)
@@ -408,13 +420,14 @@ class Curriculum:
             batch = collate(samples, tasks).to(acc.device)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * lr_factor(step, stage)
-            out = wrapped(batch, motion_weight=stage.motion_weight)
+            out = wrapped(batch, motion_weight=stage.motion_weight, ctc_weight=stage.ctc_weight)
             acc.backward(out.loss)
             if stage.grad_clip:
                 acc.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], stage.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            sums += [out.loss.item(), out.seq_loss.item(), out.motion_loss.item()]
+            sums += [out.loss.item(), out.seq_loss.item(), out.motion_loss.item(),
+                     out.ctc_loss.item() if out.ctc_loss is not None else 0.0]
             count += 1
             if bar is not None:
                 bar.update(1)
@@ -425,9 +438,10 @@ class Curriculum:
                 if acc.is_main_process:
                     row = {"step": step + 1, "seconds": round(elapsed + now - t0, 1),
                            "loss": sums[0] / count, "seq_loss": sums[1] / count, "motion_loss": sums[2] / count,
+                           **({"ctc_loss": sums[3] / count} if stage.ctc_weight else {}),
                            **self.validate(acc.unwrap_model(wrapped), stage, collate)}
                     append_csv(folder / "log.csv", row)
-                sums, count = np.zeros(3), 0
+                sums, count = np.zeros(4), 0
             if (step + 1) % stage.save_every == 0 or last:
                 elapsed += time.time() - t0
                 t0 = time.time()
