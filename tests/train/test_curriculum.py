@@ -189,3 +189,11 @@ def test_the_word_layout_with_pronunciation_embeddings_trains_saves_and_reads(ti
     assert [t for t in a.tokens if not L.is_audio(t) and t not in (L.tts_end, L.eot)] == text
     with pytest.raises(ValueError, match="lexicon_phones"):
         Curriculum(load_config(path, preset="full", backbone="x"), progress=False).new_model()
+
+
+def test_ctc_settings_are_checked(tiny_corpus, tiny_rvq, tmp_path):
+    with pytest.raises(ValueError, match="ctc_weight"):
+        StageConfig(name="s", ctc_weight=-0.1)
+    path = write_config(tmp_path, tiny_corpus, tiny_rvq, tiny_stages()[:1], final="pretrain", ctc_layer=2)
+    with pytest.raises(ValueError, match="ctc_layer"):
+        Curriculum(load_config(path, preset="full", backbone="x"), progress=False).new_model()

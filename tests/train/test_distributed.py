@@ -9,8 +9,10 @@ from tests.nano_fixture import ROOT, tiny_stages, write_config
 
 
 def test_two_gloo_processes_stay_in_sync(tiny_corpus, tiny_rvq, tmp_path):
-    stages = tiny_stages()[:2]
-    path = write_config(tmp_path, tiny_corpus, tiny_rvq, stages, final="stage1")
+    # with the auxiliary CTC loss as nano ships it: its head trains in pretrain, only LoRA feels it in stage 1
+    stages = tiny_stages(ctc_weight=0.3)[:2]
+    stages[1]["ctc_weight"] = 0.3
+    path = write_config(tmp_path, tiny_corpus, tiny_rvq, stages, final="stage1", ctc_layer=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "a2llm.train", "curriculum", "--config", str(path), "--quiet"],
@@ -25,3 +27,5 @@ def test_two_gloo_processes_stay_in_sync(tiny_corpus, tiny_rvq, tmp_path):
     pre = A2LLM.from_pretrained(tmp_path / "out" / "pretrain")
     assert any(n.endswith("lora_B.default.weight") and p.abs().sum() > 0 for n, p in model.backbone.named_parameters())
     assert not all(p.equal(q) for p, q in zip(model.connector.parameters(), pre.connector.parameters()))
+    assert all(p.equal(q) for p, q in zip(model.backbone.ctc_head.parameters(), pre.backbone.ctc_head.parameters()))
+    assert "ctc_loss" in (tmp_path / "out" / "stage1" / "log.csv").read_text().splitlines()[0]
