@@ -49,7 +49,7 @@ def test_answers_a_typed_question(nano):
     q, task = question(text="How was the concert?")
     answer = gen.answer([q], task)[0]
     _check_turn(answer, detok)
-    # The answer template is right (its topic slot is where nano still errs: docs/NANO.md, AQAA accuracy).
+    # The answer template is right (docs/NANO.md, AQAA accuracy, says where nano still errs on spoken questions).
     fills = {normalise_text(f"Haha, it was wonderful! I loved every minute of {t}.") for t in TOPICS}
     assert normalise_text(answer.text) in fills
 
