@@ -202,8 +202,8 @@ class A2LLM(nn.Module):
         """
         head = self.backbone.ctc_head
         frames = batch.audio_patch_mask.sum(-1)
-        rows = [b for b in range(len(frames)) if frames[b] > 0 and int(batch.transcript_lengths[b]) > 0]
-        if not rows:
+        rows = ((frames > 0) & (batch.transcript_lengths > 0)).nonzero().flatten()
+        if len(rows) == 0:
             return sum(p.sum() for p in head.parameters()) * 0
         x = nn.utils.rnn.pad_sequence([layer_hidden[b][batch.audio_patch_mask[b]] for b in rows], batch_first=True)
         log_probs = head(x).float().log_softmax(-1).transpose(0, 1)           # [T, R, V + 1]
