@@ -207,14 +207,29 @@ class TextSchedule:
         return L.audio_offset + best
 
 
+# Every spoken question nano trained on has 0.1-0.3 s of silence before and after the speech (FLAME-QA-nano's
+# generator); a clip cut right at the speech (a VAD segment, a bare espeak-ng clip) is answered badly without
+# that margin (eighth session: "Did you enjoy the party?" in a held-out voice -> "Dified doorn."; with 0.2 s on
+# each side -> the right answer). So user clips get the margin before they reach the model.
+QUESTION_MARGIN_S = 0.2
+
+
+def pad_question(audio: np.ndarray, sample_rate: int, margin_s: float = QUESTION_MARGIN_S) -> np.ndarray:
+    """``audio`` [N] with ``margin_s`` seconds of silence added before and after -> [N + 2 margin] float32."""
+    pad = np.zeros(int(round(margin_s * sample_rate)), np.float32)
+    return np.concatenate([pad, np.asarray(audio, np.float32), pad])
+
+
 def question(text: str | None = None, audio: np.ndarray | None = None, sample_rate: int = 16000,
-             context: Sequence[tuple[str, str]] = ()) -> tuple[FlameQASample, str]:
-    """A user turn as a sample the generator takes, and its task: spoken (``audio``, 16 kHz) -> "aqaa",
-    typed (``text``) -> "tqa". ``context``: earlier (role, text) turns, role "human" or "assistant"."""
+             context: Sequence[tuple[str, str]] = (),
+             margin_s: float = QUESTION_MARGIN_S) -> tuple[FlameQASample, str]:
+    """A user turn as a sample the generator takes, and its task: spoken (``audio``, 16 kHz; ``margin_s`` of
+    silence added around it, :func:`pad_question`) -> "aqaa", typed (``text``) -> "tqa". ``context``: earlier
+    (role, text) turns, role "human" or "assistant"."""
     if (text is None) == (audio is None):
         raise ValueError("give either the typed question (text) or the spoken one (audio), not both")
     empty = np.zeros(0, np.float32)
-    q_audio = empty if audio is None else np.asarray(audio, np.float32)
+    q_audio = empty if audio is None else pad_question(audio, sample_rate, margin_s)
     s = FlameQASample(id="turn", question_text=text or "", question_audio=q_audio, response_text="",
                       response_audio=empty, sample_rate=sample_rate, motion=np.zeros((0, 58), np.float32),
                       emotion="neutral", context=[Turn(r, t) for r, t in context])

@@ -97,3 +97,15 @@ def test_the_word_layout_weighs_speaking_against_writing_by_probability_mass():
     assert next_token(x, L, "chunked") == L.audio_offset + 2    # chunked: the plain argmax
     x[3:13] = -10.0
     assert next_token(x, L, "word") == L.audio_offset + 2
+
+
+def test_a_spoken_question_gets_the_silence_margin_nano_trained_with():
+    from a2llm.generate import QUESTION_MARGIN_S, question
+
+    clip = np.ones(8000, np.float32)
+    s, task = question(audio=clip)
+    pad = int(round(QUESTION_MARGIN_S * 16000))
+    assert task == "aqaa" and len(s.question_audio) == len(clip) + 2 * pad
+    assert not s.question_audio[:pad].any() and not s.question_audio[-pad:].any()
+    np.testing.assert_array_equal(s.question_audio[pad:-pad], clip)
+    assert len(question(audio=clip, margin_s=0)[0].question_audio) == len(clip)

@@ -33,7 +33,7 @@ from transformers import DynamicCache
 
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
-from a2llm.generate import layout_for, next_token, text_layout_of
+from a2llm.generate import QUESTION_MARGIN_S, layout_for, next_token, pad_question, text_layout_of
 from a2llm.lalm.backbone import DecodeState
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 
@@ -62,6 +62,8 @@ class EngineConfig:
             back to the reply's start and the reply's text is appended as ``<|BOT|>assistant\\n{text}<|EOT|>``,
             the form earlier turns have in training (FLAME-QA context turns are text); "speech" — the reply's
             interleaved text and audio tokens stay as generated (closed with ``<tts_end>``/``<|EOT|>``).
+        question_margin_s: seconds of silence added before and after a spoken turn before the model hears it
+            (nano's training questions all have such a margin: :func:`a2llm.generate.pad_question`).
     """
 
     max_new_tokens: int = 800
@@ -74,6 +76,7 @@ class EngineConfig:
     compile: bool | None = None
     max_context: int = 4096
     context_replies: str = "text"
+    question_margin_s: float = QUESTION_MARGIN_S
 
     def __post_init__(self):
         if self.context_replies not in ("text", "speech"):
@@ -172,8 +175,9 @@ class Engine:
         if text is not None and not text.strip():
             raise ValueError("the typed message is empty")
         messages = [] if self.started else [Message("system", self.cfg.system_prompt)]
-        messages.append(Message("human", Audio(np.asarray(audio, np.float32), sample_rate) if audio is not None
-                                else text))
+        if audio is not None:
+            audio = pad_question(audio, sample_rate, self.cfg.question_margin_s)
+        messages.append(Message("human", Audio(audio, sample_rate) if audio is not None else text))
         prompt = self.prompts.build(messages, reply="speech")
         ids = torch.cat([torch.tensor(self._pending, dtype=torch.long), prompt.input_ids])[None]
         return ids, prompt
