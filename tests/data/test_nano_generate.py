@@ -72,6 +72,20 @@ def test_splits_hold_out_voices_and_templates(corpus):
                                                                  "contemptuous", "curious"}
 
 
+def test_training_voices_exclude_the_held_out_voices_accents_and_variant_m7():
+    """A held-out voice is unheard in training: its accent (Lancaster, West Midlands) never trains, nor does variant
+    m7; the training voices are real espeak-ng voices (synthesis raises on an unknown variant)."""
+    from a2llm.data.espeak import synthesize
+
+    accent = lambda v: v.split("+")[0]                          # noqa: E731
+    assert len(set(TRAIN_VOICES)) == len(TRAIN_VOICES) >= 40
+    assert not set(TRAIN_VOICES) & set(TEST_VOICES)
+    assert not {accent(v) for v in TRAIN_VOICES} & {"en-gb-x-gbclan", "en-gb-x-gbcwmd"}
+    assert not any(v.endswith("+m7") for v in TRAIN_VOICES)
+    lengths = {v: len(synthesize("Hello there.", voice=v).audio) for v in TRAIN_VOICES[::7]}
+    assert all(n > 0 for n in lengths.values())
+
+
 def test_deterministic_for_a_seed():
     """Everything the generator draws is a function of (seed, index). espeak-ng's waveform generator keeps
     its own state (flutter, breath noise, phase), so audio samples and phone boundaries may differ by up to
