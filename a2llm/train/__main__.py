@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--data", required=True, help="FLAME-QA-nano folder (train: fitting; val, test: metrics)")
     e.add_argument("--read-data", help="also fit on the read-aloud corpus's questions")
     e.add_argument("--out", required=True, help="output folder (a finished one is kept as it is)")
-    e.add_argument("--steps", type=int, help="optimizer steps (default 600)")
+    e.add_argument("--steps", type=int, help="optimizer steps (default 1500)")
     e.add_argument("--batch", type=int, help="clips per step (default 32)")
     e.add_argument("--lr", type=float, help="AdamW peak learning rate (default 2e-3)")
     e.add_argument("--seed", type=int, help="seed (default 0)")

@@ -16,7 +16,7 @@ tract length, ±``warp``) and one masked band of mel bins (SpecAugment).
 Writes ``DIR/config.json`` (encoder sizes + these settings), ``DIR/model.safetensors`` (the encoder's tensors
 under :class:`~a2llm.lalm.encoder.AudioEncoder`'s names, the head under ``head.``), ``train_log.csv`` and
 ``val_metrics.json`` (frame accuracy and phone error rate on validation questions and on held-out-voice test
-questions) and ``done.json``; a finished folder is not trained again. The run is short (~2 min on 2 cores) and
+questions) and ``done.json``; a finished folder is not trained again. The run is short (~5 min on 2 cores) and
 restarts from the beginning if interrupted.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ class EncoderTrainConfig:
         val_samples: questions per evaluation set.
     """
 
-    steps: int = 600
+    steps: int = 1500
     batch: int = 32
     lr: float = 2e-3
     warmup: int = 100

@@ -39,7 +39,7 @@ class NanoConfig:
     token2wav_epochs: int = 8
     rvq_epochs: int = 8
     audio_only_steps: int = 500
-    encoder_steps: int = 600
+    encoder_steps: int = 1500
     processes: int = 2
 
 
