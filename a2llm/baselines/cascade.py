@@ -340,11 +340,13 @@ class NanoASR:
         self.lm, self.max_tokens = lm, max_tokens
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> str:
+        from a2llm.generate import pad_question
         from a2llm.lalm.prompt import Audio
 
         if sample_rate != 16000:
             raise ValueError(f"the nano ASR takes 16 kHz speech, got {sample_rate} Hz (resample first)")
-        logits = self.lm.open("asr", Audio(np.asarray(audio, np.float32), sample_rate), reply="text")
+        # The user's clip gets the silence margin nano's training questions have, as in the end-to-end engine.
+        logits = self.lm.open("asr", Audio(pad_question(audio, sample_rate), sample_rate), reply="text")
         return "".join(_text_stream(self.lm, logits, self.max_tokens)).strip()
 
 

@@ -155,7 +155,7 @@ class Engine:
         self.history: list[tuple[str, str]] = []
         self._pending: list[int] = []           # closing tokens of the last reply, fed with the next turn
         self.dialogue_ids: list[int] = []       # every token in the KV cache, in order (inspection, tests)
-        self.dialogue_audio: list[np.ndarray] = []   # the user's clips, in order
+        self.dialogue_audio: list[np.ndarray] = []   # the user's clips as the model heard them (with the margin)
 
     def cancel(self) -> None:
         """Stop the running turn (barge-in); safe from any thread. The turn ends within one decode step."""
