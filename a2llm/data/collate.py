@@ -190,11 +190,15 @@ class FlameQACollator:
         if not words:
             raise ValueError(f"sample {s.id} has no meta.answer_words (each word's characters and first frame): "
                              f"text_layout 'word' needs them; regenerate the corpus (python -m a2llm.data.nano)")
-        enc = self.tok(s.response_text, add_special_tokens=False, return_offsets_mapping=True)
+        text = s.response_text
+        enc = self.tok(text, add_special_tokens=False, return_offsets_mapping=True)
         starts = [int(c0) for c0, _, _ in words]
         first = np.maximum.accumulate([int(f) for _, _, f in words])
-        return list(enc["input_ids"]), [int(first[max(0, bisect.bisect_right(starts, a) - 1)])
-                                        for a, _ in enc["offset_mapping"]]
+        # A byte-level BPE piece carries the space before its word (" planned" spans from that space), so the
+        # piece is placed by its first visible character: by its span start it would join the word before, and the
+        # text would run one word ahead of the speech (the layout of every nano model until the ninth session).
+        anchors = [a + len(text[a:b]) - len(text[a:b].lstrip()) for a, b in enc["offset_mapping"]]
+        return list(enc["input_ids"]), [int(first[max(0, bisect.bisect_right(starts, a) - 1)]) for a in anchors]
 
     def build(self, s: FlameQASample, task: str, with_answer: bool = True) -> _Row:
         """One sample as one subtask's token row; without the answer it is the generation prompt (ending with

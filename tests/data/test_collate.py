@@ -106,12 +106,16 @@ def test_word_layout_puts_each_words_text_right_before_its_first_frame(collator)
         else:
             before.setdefault(frame, []).append(t)
     assert [t for f in sorted(before) for t in before[f]] == text["input_ids"]
-    owner = [max(k for k, (c0, _, _) in enumerate(s.meta["answer_words"]) if c0 <= a)
-             for a, _ in text["offset_mapping"]]
+    # each piece belongs to the word its first visible character is in (a piece's span may start at the space
+    # before its word: placed by that, the text would run a word ahead of the speech)
+    owner = [max(k for k, (c0, _, _) in enumerate(s.meta["answer_words"])
+                 if c0 <= a + len(s.response_text[a:b]) - len(s.response_text[a:b].lstrip()))
+             for a, b in text["offset_mapping"]]
     expect = {}
     for t, w in zip(text["input_ids"], owner):
         expect.setdefault(s.meta["answer_words"][w][2], []).append(t)
     assert before == expect and frame == 40
+    assert collator.tok.decode(before[20]).strip() == "hello" and collator.tok.decode(before[33]).strip() == "hi"
     chunked = collator([s], "tts").input_ids[0].tolist()        # the same sample in the default layout differs
     assert sorted(chunked) == sorted(ids) and chunked != ids
     s.meta = {}
