@@ -109,3 +109,30 @@ def test_a_spoken_question_gets_the_silence_margin_nano_trained_with():
     assert not s.question_audio[:pad].any() and not s.question_audio[-pad:].any()
     np.testing.assert_array_equal(s.question_audio[pad:-pad], clip)
     assert len(question(audio=clip, margin_s=0)[0].question_audio) == len(clip)
+
+
+def test_forced_text_holds_a_new_word_until_the_current_one_is_spoken():
+    import torch
+
+    from a2llm.generate import TextSchedule, WordPacing, word_start_mask
+    from a2llm.lalm.text_tokenizer import train_nano_tokenizer
+    from a2llm.lalm.tokens import TokenLayout
+
+    tok = train_nano_tokenizer(["hello there", "hello world"], 8, vocab_size=60)
+    mask = word_start_mask(tok)
+    ids = tok.encode("hello world", add_special_tokens=False)
+    assert mask[ids[0]] and all(mask[i] == tok.convert_ids_to_tokens(i).startswith("\u2581") for i in ids)
+
+    L = TokenLayout.from_tokenizer(tok, 8)
+    word_start = torch.zeros(len(tok), dtype=torch.bool)
+    word_start[[20, 21]] = True                   # 20, 21 begin words; 22 continues one (a piece, punctuation)
+    x = torch.full((L.vocab_size,), -10.0)
+    x[L.audio_offset + 2] = 0.0
+    x[20:23] = 1.0                                # the model would rather write, at every step
+    sched = TextSchedule([20, 22, 21], L, text_layout="word", pacing=WordPacing(word_start, L))
+    picks = [sched.choose(x) for _ in range(4)]
+    # 20 opens; its continuation 22 may follow at once; the next word 21 waits for one frame of speech
+    assert picks == [20, 22, L.audio_offset + 2, 21]
+    x[21] = 3.0                                   # ... unless it is the very word the model wants to write
+    sched = TextSchedule([20, 21], L, text_layout="word", pacing=WordPacing(word_start, L))
+    assert [sched.choose(x) for _ in range(2)] == [20, 21]

@@ -387,13 +387,14 @@ class NanoTTS:
         self.vocoder_ms = 0.0
 
     def speak(self, text: str) -> Iterator[Speech]:
-        from a2llm.generate import TextSchedule, text_layout_of
+        from a2llm.generate import TextSchedule, WordPacing, text_layout_of, word_start_mask
 
         if self.stream is None:
             raise RuntimeError("call start() before speak(): a reply's speech runs on one vocoder stream")
         L = self.lm.layout
         ids = self.lm.tok.encode(text.strip(), add_special_tokens=False)       # as the TTS subtask was trained
-        sched = TextSchedule(ids, L, text_layout=text_layout_of(self.lm.model))
+        sched = TextSchedule(ids, L, text_layout=text_layout_of(self.lm.model),
+                             pacing=WordPacing(word_start_mask(self.lm.tok), L))
         logits = self.lm.open("tts", text.strip(), reply="speech")
         for _ in range(self.per_text * len(ids) + 8):
             nxt = sched.choose(logits)
