@@ -64,6 +64,13 @@ def prefers_text(logits: torch.Tensor, layout: TokenLayout) -> bool:
     return bool(torch.logsumexp(other, 0) > torch.logsumexp(logits[a0:a1], 0))
 
 
+def best_text_token(logits: torch.Tensor, layout: TokenLayout) -> int:
+    """The best non-audio token of [V] logits (a text piece or a special token such as ``<tts_end>``)."""
+    other = logits.clone()
+    other[layout.audio_offset:layout.audio_offset + layout.num_audio_codes] = float("-inf")
+    return int(other.argmax())
+
+
 def word_start_mask(tokenizer) -> torch.Tensor:
     """[len(tokenizer)] bool: the text tokens that begin a word — SentencePiece's "▁" (nano's BPE) or byte-level
     BPE's "Ġ" (Qwen's) in front of the piece."""
@@ -90,9 +97,6 @@ class WordPacing:
         self.word_start, self.L, self.min_frames = word_start, layout, min_frames
         self.frames: int | None = None
 
-    def reset(self) -> None:
-        self.frames = None
-
     def may_start_word(self) -> bool:
         return self.frames is None or self.frames >= self.min_frames
 
@@ -116,9 +120,7 @@ def next_token(logits: torch.Tensor, layout: TokenLayout, text_layout: str = "ch
     a0, a1 = layout.audio_offset, layout.audio_offset + layout.num_audio_codes
     if not prefers_text(logits, layout):
         return a0 + int(logits[a0:a1].argmax())
-    other = logits.clone()
-    other[a0:a1] = float("-inf")
-    return int(other.argmax())
+    return best_text_token(logits, layout)
 
 
 class Generator:
@@ -241,14 +243,9 @@ class TextSchedule:
                 return False
             nxt = self.text[self.i]
             if self.pacing is not None and self.pacing.starts_word(nxt) and not self.pacing.may_start_word():
-                return self._best_text(logits) == nxt        # early only if the model wants just this word
+                return best_text_token(logits, self.L) == nxt   # early only if the model wants just this word
             return True
         return self.k >= self.chunk
-
-    def _best_text(self, logits: torch.Tensor) -> int:
-        other = logits.clone()
-        other[self.L.audio_offset:self.L.audio_offset + self.L.num_audio_codes] = float("-inf")
-        return int(other.argmax())
 
     def choose(self, logits: torch.Tensor) -> int:
         token = self._choose(logits)

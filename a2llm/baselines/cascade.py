@@ -377,7 +377,10 @@ class NanoTTS:
     def __init__(self, lm: NanoLM, detokenizer, tokens_per_text_token: int = 12):
         # Nano speaks ~4 audio tokens (0.16 s) per text token; a phrase that runs past 12 per text token has lost
         # its way (babbling after a short phrase), so it is cut there.
+        from a2llm.generate import word_start_mask
+
         self.lm, self.detok, self.per_text = lm, detokenizer, tokens_per_text_token
+        self.word_start = word_start_mask(lm.tok)      # once: it reads the whole vocabulary
         self.sample_rate = detokenizer.sample_rate
         self.stream = None
         self.vocoder_ms = 0.0          # of the time in speak(), what the vocoder took (the rest is the LM)
@@ -387,14 +390,14 @@ class NanoTTS:
         self.vocoder_ms = 0.0
 
     def speak(self, text: str) -> Iterator[Speech]:
-        from a2llm.generate import TextSchedule, WordPacing, text_layout_of, word_start_mask
+        from a2llm.generate import TextSchedule, WordPacing, text_layout_of
 
         if self.stream is None:
             raise RuntimeError("call start() before speak(): a reply's speech runs on one vocoder stream")
         L = self.lm.layout
         ids = self.lm.tok.encode(text.strip(), add_special_tokens=False)       # as the TTS subtask was trained
         sched = TextSchedule(ids, L, text_layout=text_layout_of(self.lm.model),
-                             pacing=WordPacing(word_start_mask(self.lm.tok), L))
+                             pacing=WordPacing(self.word_start, L))
         logits = self.lm.open("tts", text.strip(), reply="speech")
         for _ in range(self.per_text * len(ids) + 8):
             nxt = sched.choose(logits)

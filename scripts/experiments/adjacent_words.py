@@ -9,7 +9,7 @@ corpus's), the case `WordPacing` lets through only when the word is the model's 
 import sys
 
 from a2llm.data.collate import CollatorConfig, FlameQACollator
-from a2llm.generate import layout_for, word_start_mask
+from a2llm.generate import WordPacing, layout_for, word_start_mask
 from a2llm.model import load_checkpoint_tokenizer
 from a2llm.train.data import MemoryDataset
 
@@ -22,14 +22,11 @@ for data in ("data/flame-qa-nano", "data/flame-qa-nano-read"):
     total = adjacent = 0
     for s in MemoryDataset(data, "train").samples[:n]:
         ids = collate.build(s, "tts").ids
-        frames = None                       # speech frames since the last word start; None before the first
+        pacing = WordPacing(starts, L)       # counts the speech frames since the last word start
         for t in ids[ids.index(L.tts_start) + 1:]:
-            if L.is_audio(t):
-                frames = None if frames is None else frames + 1
-            elif t < len(starts) and starts[t]:
-                if frames is not None:
-                    total += 1
-                    adjacent += frames == 0
-                frames = 0
+            if pacing.starts_word(t) and pacing.frames is not None:
+                total += 1
+                adjacent += pacing.frames == 0
+            pacing.feed(t)
     print(f"{data}: {adjacent} of {total} word starts follow the previous word's with no speech "
           f"({100 * adjacent / max(total, 1):.1f} %)")

@@ -25,7 +25,7 @@ gen = G.Generator(model, tok)
 if rule == "model":
     G.WordPacing.may_start_word = lambda self: True
 elif rule == "hold":
-    G.TextSchedule._best_text = lambda self, logits: -1          # never the model's own choice
+    G.best_text_token = lambda logits, layout: -1                 # never the model's own choice
 elif rule != "shipped":
     sys.exit(f"unknown rule {rule!r}: model, hold or shipped")
 rates = []
