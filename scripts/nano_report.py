@@ -3,7 +3,7 @@
     python scripts/nano_report.py [--checkpoint checkpoints/a2llm-nano] [--data data/flame-qa-nano] [--out docs/nano]
 
 Writes OUT/tables.json (python -m a2llm.eval tables --save), OUT/emotion.png, OUT/curriculum.png and prints the
-markdown tables (tables 3, 4, 6, PER, accuracy, training times) for the document.
+markdown tables (tables 3, 4, 6, curriculum stages, PER, accuracy, training times) for the document.
 """
 from __future__ import annotations
 
@@ -17,15 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from a2llm.eval.metrics import METRIC_INFO, METRIC_KEYS  # noqa: E402
-
-
-def md_table(rows: dict[str, dict]) -> str:
-    head = "| system | " + " | ".join(METRIC_INFO[k].short for k in METRIC_KEYS) + " |"
-    sep = "|---" * (len(METRIC_KEYS) + 1) + "|"
-    body = [f"| {name} | " + " | ".join(f"{r[k]:.1f}" if k == "peak_align_ms" else f"{r[k]:.3f}"
-                                         for k in METRIC_KEYS) + " |" for name, r in rows.items()]
-    return "\n".join([head, sep] + body)
 
 
 def main() -> int:
@@ -38,7 +29,7 @@ def main() -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from a2llm.eval.tables import run_tables
+    from a2llm.eval.tables import TABLE_COLUMNS, TABLE_TITLES, markdown_table, run_tables
     from a2llm.train.nano import plot_curriculum
 
     plot_curriculum(args.checkpoint, out / "curriculum.png")
@@ -46,8 +37,8 @@ def main() -> int:
     r = run_tables(args.checkpoint, args.data, gen_limit=args.gen_limit, figure=out / "emotion.png")
     (out / "tables.json").write_text(json.dumps(r, indent=2) + "\n")
     print(f"(evaluation: {time.time() - t:.0f} s)\n")
-    print("Table 3\n" + md_table(r["table3"]) + "\n\nTable 4\n" + md_table(r["table4"]) + "\n\nTable 6\n" +
-          md_table(r["table6"]))
+    for name in TABLE_COLUMNS:
+        print(f"{TABLE_TITLES[name]}\n\n{markdown_table(name, r[name])}\n")
     print(f"\nTTS PER {r['tts_per_split']}\nAQAA accuracy {r['aqaa_accuracy']:.3f} on {r['num_generated']['aqaa']}")
     summary = json.loads((Path(args.checkpoint) / "training" / "summary.json").read_text())
     print("\n" + json.dumps(summary, indent=2))

@@ -1,4 +1,4 @@
-"""``python -m a2llm.eval motion``: the seed's motion metrics for one pair of files or two folders.
+"""``python -m a2llm.eval motion``: the paper's motion metrics (appendix C) and ours for one pair of files or two folders.
 
     python -m a2llm.eval motion --pred P.npz --ref R.npz [--head open|flame|PATH] [--json] [--plot OUT.png]
     python -m a2llm.eval motion --pred-dir D1 --ref-dir D2 [--name SYSTEM] [--head ...] [--json]
@@ -24,21 +24,25 @@ if TYPE_CHECKING:
     from a2llm.head.base import HeadModel
 
 DESCRIPTION = """\
-Facial-motion metrics of the seed paper (A2-LLM, appendix C), computed in canonical space (global head
-rotation removed) between a predicted and a reference clip of the same utterance at 25 fps:
+Facial-motion metrics of the A2-LLM paper (appendix C, eqs. 11-17), computed in canonical space (global
+head rotation removed) between a predicted and a reference clip of the same utterance at 25 fps.
+O = mouth opening (distance of the upper- and lower-lip landmarks), W = lip width (mouth corners),
+d = distance of each upper-face vertex to the head's neutral template, v = O[t] - O[t-1].
 
-  mod_mm          Mouth Opening Distance: mean |opening_pred - opening_ref| in mm (lower is better);
-                  opening = distance between the upper- and lower-lip landmarks.
-  ufd             Upper-Face Dynamics of the prediction (reference-free): mean temporal std of the
-                  upper-face vertices, mm (higher = more expressive upper face).
-  temporal_corr   Pearson r of the two mouth-opening curves (higher is better).
-  velocity_corr   Pearson r of the frame-to-frame opening velocities (higher is better).
-  lip_width_corr  Pearson r of the lip widths (distance between the mouth corners).
-  liveliness      std(opening_pred) / std(opening_ref) (best near 1; < 1 over-smoothed).
-  peak_align_ms   lag of the cross-correlation peak of the openings, ms; positive when the
-                  prediction lags the reference (best near 0).
+  mod_mm             (eq. 11) Mouth Opening Distance: mean |O_pred - O_ref| x 1000, mm (lower is better).
+  ufd                (eq. 12) Upper Face Dynamics of the prediction (reference-free): mean over frames and
+                     upper-face vertices of |d[t] - d[t-1]| x 1e5 (higher = livelier upper face; grows
+                     with jitter too, so read it beside upper_face_jitter).
+  temporal_corr      (eq. 13) Pearson r of O_pred and O_ref (higher is better).
+  velocity_corr      (eq. 14) Pearson r of v_pred and v_ref (higher is better).
+  lip_width_corr     (eq. 15) Pearson r of W_pred and W_ref (higher is better).
+  liveliness         (eq. 16) std(v_pred) / (std(v_ref) + eps) (best near 1; < 1 over-smoothed).
+  peak_align_ms      (eq. 17) median over reference peaks of O of the distance to the nearest predicted
+                     peak, ms (>= 0, lower is better).
+  upper_face_jitter  (ours) mean |second difference of d| of pred over ref's (1 = as smooth as ref).
+  upper_face_err_mm  (ours) mean distance of pred's upper-face vertices to ref's, mm (lower is better).
 
-Correlations of a constant signal are undefined and reported as NaN (null in JSON). Clips of
+Undefined values (a correlation of a constant signal, no peaks) are NaN (null in JSON). Clips of
 different length are truncated to the shorter. Files are motion .npz ('motion' [T,58], 'fps') or
 vertex .npz ('vertices' [T,V,3] in the head's topology, optional 'fps').
 """
@@ -69,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="head whose landmarks and regions define the metrics: 'open' (default), 'flame', "
                         "a FLAME folder or a head .npz")
     p.add_argument("--json", action="store_true",
-                   help='print JSON: the seven keys for a pair; {"mean", "std", "n"} for folders')
+                   help='print JSON: the metric keys for a pair; {"mean", "std", "n"} for folders')
     p.set_defaults(func=run, _parser=p)
 
 
@@ -137,7 +141,7 @@ def _run_pair(args: argparse.Namespace, head: "HeadModel") -> int:
     ref_ufd = M.upper_face_dynamics(M.to_vertices(ref.array, head), head)
     print(f"pred: {args.pred}\nref:  {args.ref}\nhead: {head.name}, {pred.fps} fps\n")
     print(format_pair_table(result))
-    print(f"\nUFD is reference-free; the reference's own UFD is {ref_ufd:.3f} mm.")
+    print(f"\nUFD is reference-free; the reference's own UFD is {ref_ufd:.3f}.")
     return 0
 
 
@@ -191,8 +195,8 @@ def _run_dirs(args: argparse.Namespace, head: "HeadModel") -> int:
 
 
 def format_system_table(systems: dict[str, dict[str, tuple[float, float]]]) -> str:
-    """The seed's table-3 layout: one row per system, one "mean ± std" column per metric."""
-    arrow = {"lower": "↓", "higher": "↑", "closer to 1": "→1", "closer to 0": "→0"}
+    """The paper's table-3 layout: one row per system, one "mean ± std" column per metric."""
+    arrow = {"lower": "↓", "higher": "↑", "closer to 1": "→1"}
     header = ("System",) + tuple(f"{M.METRIC_INFO[k].short} {arrow[M.METRIC_INFO[k].better]}"
                                  for k in M.METRIC_KEYS)
     rows = [header] + [(name,) + tuple(f"{_fmt(m)} ± {_fmt(s)}" for m, s in (stats[k] for k in M.METRIC_KEYS))

@@ -1,14 +1,20 @@
-"""``python -m a2llm.eval tables``: the seed's tables 3, 4 and 6 at nano scale, plus TTS PER and AQAA accuracy.
+"""``python -m a2llm.eval tables``: the paper's tables 3, 4 and 6 at nano scale, plus TTS PER and AQAA accuracy.
 
     python -m a2llm.eval tables --checkpoint checkpoints/a2llm-nano [--data data/flame-qa-nano] [--json]
-                                [--limit N] [--figure OUT.png]
+                                [--limit N] [--figure OUT.png] [--artalk DIR]
 
-On FLAME-QA-nano's test split (voices and templates never seen in training) against the procedural ground truth:
+On FLAME-QA-nano's test split (voices and templates never seen in training) against the procedural ground truth,
+every cell the mean ± std over test samples (the paper's table 3 format), metrics of appendix C
+(a2llm/eval/metrics.py):
 
-* **table 3** — A²-LLM-nano vs the audio-only avatar (same connector and motion tokenizer, driven by the speech).
-* **table 4** — the curriculum, stage by stage (after stage 1, stage 2, stage 3); the seed's table 4 could not be
-  read here, so this is our reading of "the curriculum's effect", on the same metrics.
-* **table 6** — adapter-only (frozen LLM, only the connector trained) vs joint (the full curriculum).
+* **table 3** (spatial: MOD, UFD, plus our upper-face jitter and error) — the ground truth (UFD is reference-free),
+  A²-LLM-nano, the audio-only avatar (same connector and motion tokenizer, driven by the speech), and ARTalk when
+  ``--artalk`` gives its outputs.
+* **table 4** (temporal dynamics: temporal / velocity / lip-width correlation, liveliness, peak align) —
+  A²-LLM-nano against the strongest baseline: ARTalk when given, else the audio-only avatar (as the paper compares
+  with ARTalk).
+* **table 6** (the same five) — adapter-only (frozen LLM, only the connector trained) vs joint (the full curriculum).
+* **curriculum stages** — every metric after stage 1, 2 and 3 (our own table: how the curriculum moves them).
 
 Motion is generated on the reference answer's timeline: the LLM is fed the reference answer's tokens (as if it had
 spoken them), the connector predicts motion tokens segment by segment from its own earlier predictions, the RVQ
@@ -30,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2llm.eval.metrics import METRIC_INFO, METRIC_KEYS, aggregate, compute_metrics
+from a2llm.eval.metrics import (EXTRA_KEYS, METRIC_INFO, METRIC_KEYS, SPATIAL_KEYS, TEMPORAL_KEYS, aggregate,
+                                compute_metrics)
 
 BATCH = 16
 
@@ -40,10 +47,43 @@ def _chunks(seq, n):
         yield seq[i:i + n]
 
 
-def motion_metrics(motions: list[np.ndarray], samples, head) -> dict[str, float]:
-    """Mean of each metric over samples (``nan`` pairs left out)."""
-    return {k: m for k, (m, _) in aggregate([compute_metrics(p, s.motion, head) for p, s in
-                                             zip(motions, samples)]).items()}
+#: The columns each table shows (every row of the JSON holds every metric).
+TABLE_COLUMNS = {"table3": SPATIAL_KEYS + EXTRA_KEYS, "table4": TEMPORAL_KEYS, "table6": TEMPORAL_KEYS,
+                 "curriculum_stages": METRIC_KEYS}
+TABLE_TITLES = {"table3": "Table 3 — spatial quality (mean ± std over test samples)",
+                "table4": "Table 4 — temporal dynamics: A²-LLM-nano vs the strongest baseline",
+                "table6": "Table 6 — adapter-only vs joint training",
+                "curriculum_stages": "Curriculum stages — every metric after each stage"}
+
+
+def motion_metrics(motions: list[np.ndarray], samples, head) -> dict[str, list[float]]:
+    """[mean, std] of each metric over samples (``nan`` pairs left out)."""
+    return {k: [m, s] for k, (m, s) in aggregate([compute_metrics(p, x.motion, head) for p, x in
+                                                  zip(motions, samples)]).items()}
+
+
+def imported_motions(folder: str | Path, samples) -> list[np.ndarray]:
+    """A baseline's outputs for ``samples``, one file per sample named by its id (``{id}.npz``, ``.npy``, ``.pt``
+    or a frame folder; any layout :func:`a2llm.motion.importers.import_motion` reads, e.g. ARTalk's 106-D)."""
+    from a2llm.motion.importers import import_motion
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--artalk {folder} is not a folder")
+    found, missing = [], []
+    for s in samples:
+        hits = sorted(p for p in folder.glob(f"{s.id}*") if p.stem == s.id or p.name == s.id)
+        if not hits:
+            missing.append(s.id)
+            continue
+        clip = import_motion(hits[0])
+        if round(clip.fps) != 25:
+            raise ValueError(f"{hits[0].name}: {clip.fps} fps; the metrics need 25 fps (resample it first)")
+        found.append(clip.motion)
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of {len(samples)} test samples have no file in {folder} (first: "
+                                f"{missing[:3]}); name each output after its sample id, e.g. {samples[0].id}.npz")
+    return found
 
 
 def reference_motions(model, tok, samples) -> list[np.ndarray]:
@@ -137,7 +177,7 @@ def plot_emotion(profiles: dict[str, dict], path: Path) -> None:
 
 
 def run_tables(checkpoint: str | Path, data: str | Path, limit: int | None = None, gen_limit: int = 96,
-               figure: str | Path | None = None, progress: bool = True) -> dict:
+               figure: str | Path | None = None, progress: bool = True, artalk: str | Path | None = None) -> dict:
     from a2llm.baselines.audio_only import AudioOnlyAvatar
     from a2llm.head import load_head
     from a2llm.model import A2LLM, load_checkpoint_tokenizer, read_manifest
@@ -172,14 +212,20 @@ def run_tables(checkpoint: str | Path, data: str | Path, limit: int | None = Non
         if sub != ".":
             say(f"[tables] after {name} ...", file=sys.stderr)
             stages[name] = reference_motions(A2LLM.from_pretrained(checkpoint / sub), tok, samples)
+    if artalk is not None:
+        motions["artalk"] = imported_motions(artalk, samples)
     scores = {name: motion_metrics(m, samples, head) for name, m in {**motions, **stages}.items()}
-    table4 = {name: scores[name] for name in stages}
+    stage_rows = {name: scores[name] for name in stages}
     final = [n for n, sub in manifest.get("curriculum", {}).items() if sub == "."]
-    table4[final[0] if final else "final"] = scores["a2llm-nano"]
+    stage_rows[final[0] if final else "final"] = scores["a2llm-nano"]
+    strongest = "artalk" if artalk is not None else "audio-only"
     result = {
-        "table3": {"a2llm-nano": scores["a2llm-nano"], "audio-only": scores["audio-only"]},
-        "table4": table4,
+        "table3": {"ground truth": motion_metrics([s.motion for s in samples], samples, head),
+                   "a2llm-nano": scores["a2llm-nano"], "audio-only": scores["audio-only"],
+                   **({"artalk": scores["artalk"]} if artalk is not None else {})},
+        "table4": {strongest: scores[strongest], "a2llm-nano": scores["a2llm-nano"]},
         "table6": {"adapter-only": scores["adapter-only"], "joint": scores["a2llm-nano"]},
+        "curriculum_stages": stage_rows,
         "num_test_samples": len(samples),
     }
     say("[tables] TTS phone error rate ...", file=sys.stderr)
@@ -206,19 +252,36 @@ def _fmt(key: str, v: float) -> str:
         f"{v:.1f}" if key == "peak_align_ms" else f"{v:.3f}")
 
 
-def format_table(title: str, rows: dict[str, dict]) -> str:
-    widths = {k: max(10, len(METRIC_INFO[k].short) + 2) for k in METRIC_KEYS}
+def cell(key: str, mean_std) -> str:
+    """"mean ± std" of one metric, as the paper prints its table 3."""
+    m, s = mean_std
+    return f"{_fmt(key, m)} ± {_fmt(key, s)}"
+
+
+def format_table(name: str, rows: dict[str, dict]) -> str:
+    """One of the tables as fixed-width text: one row per system, the table's columns, every cell mean ± std."""
+    keys = TABLE_COLUMNS[name]
+    widths = {k: max(18, len(METRIC_INFO[k].short) + 2) for k in keys}
     name_w = max([18] + [len(n) + 2 for n in rows])
-    head = " " * name_w + "".join(f"{METRIC_INFO[k].short:>{widths[k]}}" for k in METRIC_KEYS)
-    lines = [title, head] + [f"{name:<{name_w}}" + "".join(f"{_fmt(k, r[k]):>{widths[k]}}" for k in METRIC_KEYS)
-                             for name, r in rows.items()]
+    head = " " * name_w + "".join(f"{METRIC_INFO[k].short:>{widths[k]}}" for k in keys)
+    lines = [TABLE_TITLES[name], head] + [f"{sys_name:<{name_w}}" + "".join(f"{cell(k, r[k]):>{widths[k]}}"
+                                                                            for k in keys)
+                                          for sys_name, r in rows.items()]
     return "\n".join(lines)
 
 
+def markdown_table(name: str, rows: dict[str, dict]) -> str:
+    """The same table in Markdown (docs/NANO.md)."""
+    keys = TABLE_COLUMNS[name]
+    arrow = {"lower": "↓", "higher": "↑", "closer to 1": "→1"}
+    head = "| system | " + " | ".join(f"{METRIC_INFO[k].short} {arrow[METRIC_INFO[k].better]}" for k in keys) + " |"
+    sep = "|---" * (len(keys) + 1) + "|"
+    return "\n".join([head, sep] + [f"| {n} | " + " | ".join(cell(k, r[k]) for k in keys) + " |"
+                                     for n, r in rows.items()])
+
+
 def format_result(r: dict) -> str:
-    parts = [format_table("Table 3 — A²-LLM-nano vs the audio-only avatar", r["table3"]),
-             format_table("Table 4 — the curriculum, stage by stage", r["table4"]),
-             format_table("Table 6 — adapter-only vs joint training", r["table6"]),
+    parts = [format_table(name, r[name]) for name in TABLE_COLUMNS] + [
              f"TTS phone error rate: {100 * r['tts_per']:.1f} % ({r['num_generated']['tts']} answers; seen templates "
              f"{100 * r['tts_per_split']['seen_templates']:.1f} %, held-out templates "
              f"{100 * r['tts_per_split']['held_out_templates']:.1f} %)",
@@ -232,7 +295,7 @@ def format_result(r: dict) -> str:
 def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     result = run_tables(args.checkpoint, args.data, limit=args.limit, gen_limit=args.gen_limit, figure=args.figure,
-                        progress=not args.json)
+                        progress=not args.json, artalk=args.artalk)
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "aqaa_examples"}, indent=2))
     else:
@@ -243,14 +306,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("tables", help="the seed's tables 3, 4, 6 + TTS PER + AQAA accuracy at nano scale",
+    p = subparsers.add_parser("tables", help="the paper's tables 3, 4, 6 (mean ± std) + TTS PER + AQAA accuracy at nano scale",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/a2llm-nano", help="A²-LLM checkpoint with baselines")
     p.add_argument("--data", default="data/flame-qa-nano", help="FLAME-QA folder with a test split")
     p.add_argument("--limit", type=int, help="use only the first N test samples for the motion tables")
     p.add_argument("--gen-limit", type=int, default=96, help="questions / answers generated for PER and accuracy")
     p.add_argument("--figure", help="write the emotion figure (PNG) here")
+    p.add_argument("--artalk", metavar="DIR",
+                   help="ARTalk's outputs for the test samples, one file per sample named by its id (any layout "
+                        "the motion importers read): added to table 3 and the baseline of table 4")
     p.add_argument("--save", help="also write the full result (with example answers) as JSON here")
     p.add_argument("--threads", type=int, default=1, help="torch threads (tiny models run best on 1)")
-    p.add_argument("--json", action="store_true", help="print JSON (keys table3, table4, table6, tts_per, ...)")
+    p.add_argument("--json", action="store_true", help="print JSON (keys table3, table4, table6, curriculum_stages, tts_per, ...; every "
+                                                        "cell [mean, std])")
     p.set_defaults(func=_run)

@@ -44,4 +44,8 @@ def test_bench_prints_table1(bench):
     out = format_bench(bench)
     assert "Table 1" in out and "TTFA" in out and "S = 5" in out and "overhead ratio" in out
     assert "Cascaded" in out
-    assert "Cascaded" not in format_bench({k: v for k, v in bench.items() if k != "cascaded"})  # only with --cascaded
+    assert "Cascaded (nano stages)" not in format_bench({k: v for k, v in bench.items() if k != "cascaded"})
+    # the paper's table 1, every row as printed there
+    for row in ("Cascaded (paper)  ", "13730.00", "3232.00", "> 1.0", "47.24", "850.15", "1.005", "50.71", "535.53",
+                "0.703"):
+        assert row in out, row

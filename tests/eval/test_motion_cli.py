@@ -14,7 +14,7 @@ from a2llm.eval import metrics as M
 from a2llm.eval.__main__ import main
 from a2llm.head.base import HeadModel
 from a2llm.motion.io import save_motion
-from tests.eval.test_metrics import make_head_data, make_motion, smooth_signal
+from tests.eval.test_metrics import bumps, make_head_data, make_motion, smooth_signal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +30,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli")
     head_path = root / "head.npz"
     make_head_data().save_npz(head_path)
-    x = smooth_signal(103, 20)
+    # well-separated mouth openings, so that every reference peak's nearest predicted peak is its own (eq. 17)
+    x = bumps(103, [10, 26, 45, 61, 80, 97]) + 0.2 * smooth_signal(103, 20)
     brows = 0.2 * np.sin(np.arange(100) / 4)
     clips = {"ref": make_motion(x[3:103], width=x[3:103]), "pred": make_motion(x[0:100], width=x[0:100], brows=brows)}
     out = {"head": head_path}
@@ -44,6 +45,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
     save_motion(pred_dir / "orphan.npz", make_motion(smooth_signal(80, 23)))
     out["pred_dir"], out["ref_dir"] = pred_dir, ref_dir
     return out
+
+
+def same(got, want) -> bool:
+    """JSON value vs computed value (NaN is written as null)."""
+    return got is None if np.isnan(want) else got == pytest.approx(want, rel=1e-6, abs=1e-9)
 
 
 def expected(pred: Path, ref: Path) -> dict[str, float]:
@@ -61,7 +67,7 @@ def test_pair_json_values_and_plot(files, tmp_path):
     assert list(result) == list(M.METRIC_KEYS)
     assert result["peak_align_ms"] == pytest.approx(120.0)            # pred is 3 frames late
     for key, value in expected(files["pred"], files["ref"]).items():
-        assert result[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+        assert same(result[key], value), key
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
 
@@ -76,8 +82,7 @@ def test_dir_mode_json_pairs_by_name_and_skips_orphans(files, capsys):
     per_pair = [expected(files["pred_dir"] / f"utt{i}.npz", files["ref_dir"] / f"utt{i}.npz")
                 for i in range(2)]
     for key, (mean, std) in M.aggregate(per_pair).items():
-        assert out["mean"][key] == pytest.approx(mean, rel=1e-6, abs=1e-9), key
-        assert out["std"][key] == pytest.approx(std, rel=1e-6, abs=1e-9), key
+        assert same(out["mean"][key], mean) and same(out["std"][key], std), key
     assert out["mean"]["liveliness"] == pytest.approx(0.5, rel=1e-4)   # predictions at half amplitude
 
 
@@ -103,7 +108,7 @@ def test_vertex_files_are_accepted(files, tmp_path, capsys):
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     for key, value in expected(files["pred"], files["ref"]).items():
-        assert result[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+        assert same(result[key], value), key
 
 
 def test_undefined_metrics_are_null_in_json(files, tmp_path, capsys):
@@ -137,3 +142,27 @@ def test_help_explains_options_and_metrics(capsys):
     text = capsys.readouterr().out
     for word in (*M.METRIC_KEYS, "--pred-dir", "--ref-dir", "--head", "--json", "--plot", "canonical"):
         assert word in text, word
+
+
+def test_pair_values_equal_the_formulas_worked_by_hand(files, tmp_path):
+    """The CLI on a pair whose metrics follow from appendix C by hand (the tiny head: opening = 10 mm + 10 mm c0,
+    upper face lifted 10 mm c2)."""
+    T = 50
+    c_ref, c_pred = bumps(T, [5, 15, 25]), bumps(T, [7, 14, 28, 40])
+    brows = 0.1 * np.abs(np.sin(np.arange(T) / 3))
+    ref = save_motion(tmp_path / "hand_ref.npz", make_motion(c_ref))
+    pred = save_motion(tmp_path / "hand_pred.npz", make_motion(c_pred, brows=brows))
+    proc = run_cli("--pred", str(pred), "--ref", str(ref), "--head", str(files["head"]), "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    o_ref, o_pred = 0.010 + 0.010 * c_ref, 0.010 + 0.010 * c_pred          # metres
+    v_ref, v_pred = np.diff(o_ref), np.diff(o_pred)
+    d = 0.010 * brows                                                      # distance to neutral, metres
+    assert r["mod_mm"] == pytest.approx(1000 * np.abs(o_pred - o_ref).mean(), rel=1e-4)          # eq. 11
+    assert r["ufd"] == pytest.approx(1e5 * np.abs(np.diff(d)).mean(), rel=1e-4)                  # eq. 12
+    assert r["temporal_corr"] == pytest.approx(np.corrcoef(o_pred, o_ref)[0, 1], abs=1e-5)       # eq. 13
+    assert r["velocity_corr"] == pytest.approx(np.corrcoef(v_pred, v_ref)[0, 1], abs=1e-5)       # eq. 14
+    assert r["liveliness"] == pytest.approx(v_pred.std() / v_ref.std(), rel=1e-4)                # eq. 16
+    assert r["peak_align_ms"] == pytest.approx(80.0)           # eq. 17: |5-7|, |15-14|, |25-28| -> median 2 frames
+    assert r["upper_face_err_mm"] == pytest.approx(1000 * d.mean(), rel=1e-4)
+    assert r["lip_width_corr"] is None                         # both widths constant: undefined
