@@ -14,12 +14,20 @@ and shapes in the files are checked against the model's. Where each fact comes f
 
 A²-LLM-nano backbones are saved by :func:`save_step_audio2` in this same layout (plus ``"component":
 "backbone"`` and ``adapter_hidden``, which released readers ignore), so one loader serves both scales.
+
+Special ids: two of Step-Audio-2's are inferred from token order, not read in public code (:data:`INFERRED_IDS`).
+:func:`check_special_ids` reads the ids straight from the folder's tokenizer files and :func:`load_step_audio2`
+logs which ones they confirm; ``python -m a2llm.lalm.loader [FOLDER]`` checks a downloaded folder (tensor names
+and shapes, special ids) without reading the weights and prints the confirmed ids.
 """
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -29,7 +37,9 @@ from safetensors.torch import save_file
 from a2llm.lalm.backbone import BackboneConfig, StepAudio2Backbone
 from a2llm.lalm.encoder import EncoderConfig
 from a2llm.lalm.text_tokenizer import load_text_tokenizer
-from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout
+from a2llm.lalm.tokens import SPECIAL_TOKENS, STEP_AUDIO2_LAYOUT, TokenLayout
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = Path("checkpoints/Step-Audio-2-mini")
 INDEX = "model.safetensors.index.json"
@@ -39,6 +49,11 @@ _TEXT_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_atte
 _AUDIO_KEYS = ("n_mels", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer", "llm_dim",
                "kernel_size", "adapter_stride")
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+#: Step-Audio-2 special ids inferred from token order in STEP_AUDIO2_FACTS.md (no public code numbers them; it
+#: looks "<|BOT|>" and "<tts_pad>" up by name): confirmed or refuted by the released tokenizer files.
+INFERRED_IDS = {"<|BOT|>": STEP_AUDIO2_LAYOUT.bot, "<tts_pad>": STEP_AUDIO2_LAYOUT.tts_pad}
+#: Where a tokenizer folder lists its added tokens: file -> its key.
+TOKENIZER_FILES = {"tokenizer_config.json": "added_tokens_decoder", "tokenizer.json": "added_tokens"}
 
 
 def _missing_folder(folder: Path, what: str) -> FileNotFoundError:
@@ -189,6 +204,89 @@ def check_token_layout(tokenizer, expected: TokenLayout, vocab_size: int) -> Tok
     return got
 
 
+def layout_token_ids(layout: TokenLayout) -> dict[str, int]:
+    """The special tokens of ``layout`` by name (:data:`a2llm.lalm.tokens.SPECIAL_TOKENS`) -> id."""
+    ids = {"<|endoftext|>": layout.endoftext, "<|BOT|>": layout.bot, "<|EOT|>": layout.eot,
+           "<audio_start>": layout.audio_start, "<audio_end>": layout.audio_end, "<audio_patch>": layout.audio_patch,
+           "<tts_start>": layout.tts_start, "<tts_end>": layout.tts_end, "<tts_pad>": layout.tts_pad}
+    if set(ids) != set(SPECIAL_TOKENS):
+        raise RuntimeError("a2llm.lalm.tokens.SPECIAL_TOKENS changed: name the new tokens' ids here")
+    return ids
+
+
+def tokenizer_file_ids(folder: str | Path) -> dict[str, dict[str, int]]:
+    """The token -> id maps that a tokenizer folder's files state, by source.
+
+    Sources: ``"tokenizer_config.json added_tokens_decoder"`` (``{"id": {"content": ...}}``), ``"tokenizer.json
+    added_tokens"`` (``[{"id": ..., "content": ...}]``) and ``"tokenizer.json model.vocab"`` (the BPE vocabulary,
+    where special tokens may sit instead); absent files and keys are left out.
+    """
+    folder = Path(folder)
+    found: dict[str, dict[str, int]] = {}
+    for name, key in TOKENIZER_FILES.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if name == "tokenizer_config.json" and isinstance(raw.get(key), dict):
+            found[f"{name} {key}"] = {v["content"]: int(i) for i, v in raw[key].items()}
+        elif name == "tokenizer.json":
+            if isinstance(raw.get(key), list):
+                found[f"{name} {key}"] = {t["content"]: int(t["id"]) for t in raw[key]}
+            vocab = (raw.get("model") or {}).get("vocab")
+            if isinstance(vocab, dict):
+                found[f"{name} model.vocab"] = {t: int(i) for t, i in vocab.items()}
+    return found
+
+
+def check_special_ids(folder: str | Path, expected: Mapping[str, int] = INFERRED_IDS) -> dict[str, list[str]]:
+    """Check special-token ids against what the folder's tokenizer files state (:func:`tokenizer_file_ids`).
+
+    Every source that lists a token of ``expected`` must give it the expected id, no source may give an expected
+    id to another token, and each token must be listed somewhere.
+
+    Returns:
+        token -> the sources that confirm its id (never empty).
+    Raises:
+        FileNotFoundError: neither tokenizer.json nor tokenizer_config.json is in ``folder``.
+        ValueError: listing every mismatch, with the file that states it.
+    """
+    folder = Path(folder)
+    sources = tokenizer_file_ids(folder)
+    if not sources:
+        raise _missing_folder(folder, " or ".join(TOKENIZER_FILES))
+    confirmed: dict[str, list[str]] = {t: [] for t in expected}
+    wrong: list[tuple[str, str]] = []          # (token, what is wrong)
+    for source, ids in sources.items():
+        by_id = {i: t for t, i in ids.items()}
+        for token, want in expected.items():
+            got = ids.get(token)
+            if got is not None and got != want:
+                wrong.append((token, f"{source} gives {token} id {got}, expected {want}"))
+            elif got == want:
+                confirmed[token].append(source)
+            holder = by_id.get(want)
+            if holder is not None and holder != token and holder not in expected:
+                wrong.append((token, f"{source} gives id {want} (expected {token}) to {holder!r}"))
+    wrong += [(token, f"{token} is in none of {sorted(sources)}") for token, srcs in confirmed.items()
+              if not srcs and not any(token in ids for ids in sources.values())]
+    if wrong:
+        inferred = sorted({t for t, _ in wrong if INFERRED_IDS.get(t) == expected[t]})
+        note = (f" ({', '.join(inferred)}: id inferred from token order in STEP_AUDIO2_FACTS.md; where the released "
+                "files differ they win: update a2llm.lalm.tokens.STEP_AUDIO2_LAYOUT)") if inferred else ""
+        raise ValueError(f"{folder}: tokenizer files disagree with the expected special ids: "
+                         + "; ".join(w for _, w in wrong) + note)
+    return confirmed
+
+
+def describe_confirmed(confirmed: Mapping[str, list[str]], expected: Mapping[str, int]) -> str:
+    """One line naming the ids :func:`check_special_ids` confirmed, the inferred ones first."""
+    order = sorted(confirmed, key=lambda t: (t not in INFERRED_IDS, expected[t]))
+    parts = [f"{t}={expected[t]}{' (inferred)' if INFERRED_IDS.get(t) == expected[t] else ''} "
+             f"[{', '.join(dict.fromkeys(s.split(' ')[0] for s in confirmed[t]))}]" for t in order]
+    return "special ids confirmed by the tokenizer files: " + ", ".join(parts)
+
+
 def load_step_audio2(folder: str | Path = DEFAULT_FOLDER, dtype: torch.dtype | None = None,
                      device: str | torch.device = "cpu", expected_layout: TokenLayout | None = STEP_AUDIO2_LAYOUT,
                      attn_implementation: str = "sdpa"):
@@ -199,7 +297,9 @@ def load_step_audio2(folder: str | Path = DEFAULT_FOLDER, dtype: torch.dtype | N
         dtype: parameter dtype; default the folder's ``torch_dtype`` (bfloat16 for the release).
         device: "meta" builds the model and checks every tensor name and shape against the files without
             reading weights; any other device loads them there.
-        expected_layout: special-token ids the tokenizer must have (None skips the check, e.g. for nano).
+        expected_layout: special-token ids the tokenizer must have, checked in the tokenizer files
+            (:func:`check_special_ids`, the confirmed ids are logged at INFO) and in the loaded tokenizer;
+            None skips both.
         attn_implementation: decoder attention backend.
 
     Returns:
@@ -221,9 +321,13 @@ def load_step_audio2(folder: str | Path = DEFAULT_FOLDER, dtype: torch.dtype | N
         model = StepAudio2Backbone(config, attn_implementation=attn_implementation)
     files = weight_map(folder)
     check_tensors(model, files, str(folder))
-    tokenizer = load_text_tokenizer(folder) if (folder / "tokenizer.json").exists() else None
-    if tokenizer is None:
+    if not (folder / "tokenizer.json").exists():
         raise _missing_folder(folder, "tokenizer.json")
+    if expected_layout is not None:
+        # the files first: their error names the file and the id; then the loaded tokenizer and the vocab size
+        expected = layout_token_ids(expected_layout)
+        logger.info("%s: %s", folder, describe_confirmed(check_special_ids(folder, expected), expected))
+    tokenizer = load_text_tokenizer(folder)
     if expected_layout is not None:
         check_token_layout(tokenizer, expected_layout, config.vocab_size)
     if device.type == "meta":
@@ -298,3 +402,22 @@ def _atomic(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[str]]:
+    """``python -m a2llm.lalm.loader [FOLDER]``: check a Step-Audio-2 folder without reading its weights (config,
+    every tensor name and shape, special ids in the tokenizer files and the tokenizer) and print what it
+    confirmed. Returns token -> confirming sources."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
+    args = parser.parse_args(argv)
+    model, _ = load_step_audio2(args.folder, device="meta")
+    expected = layout_token_ids(STEP_AUDIO2_LAYOUT)
+    confirmed = check_special_ids(args.folder, expected)
+    print(f"{args.folder}: config and {len(model.state_dict())} tensor names/shapes match the Step-Audio-2 model")
+    print(describe_confirmed(confirmed, expected))
+    return confirmed
+
+
+if __name__ == "__main__":
+    main()

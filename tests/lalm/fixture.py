@@ -118,3 +118,16 @@ def write_tiny_step_audio2(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
+
+
+def write_tokenizer_config(folder: str | Path, ids: dict[str, int] | None = None) -> Path:
+    """A ``tokenizer_config.json`` whose ``added_tokens_decoder`` lists the special tokens (``ids`` overrides
+    some of :data:`SPECIAL_IDS`, e.g. to put one at a wrong id), as a Hugging Face tokenizer folder holds it."""
+    specials = {**SPECIAL_IDS, **(ids or {})}
+    decoder = {str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+                        "special": True} for t, i in specials.items()}
+    path = Path(folder) / "tokenizer_config.json"
+    path.write_text(json.dumps({"added_tokens_decoder": decoder, "eos_token": "<|EOT|>",
+                                "pad_token": "<|endoftext|>", "tokenizer_class": "PreTrainedTokenizerFast"},
+                               indent=2))
+    return path

@@ -1,6 +1,7 @@
 """Native Step-Audio-2 loading from a tiny checkpoint folder in the released layout (tests/lalm/fixture.py)."""
 import dataclasses
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -10,11 +11,12 @@ from safetensors.torch import save_file
 
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.lalm.backbone import BackboneConfig, StepAudio2Backbone
-from a2llm.lalm.loader import config_from_json, config_to_json, load_step_audio2, save_step_audio2
+from a2llm.lalm.loader import (check_special_ids, check_token_layout, config_from_json, config_to_json,
+                               load_step_audio2, main, save_step_audio2)
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 from a2llm.lalm.text_tokenizer import train_nano_tokenizer
 from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout
-from tests.lalm.fixture import tiny_tensors, write_tiny_step_audio2
+from tests.lalm.fixture import tiny_tensors, write_tiny_step_audio2, write_tokenizer_config
 from tests.lalm.test_backbone import _check_cached_equals_full
 
 #: config.json of the release as STEP_AUDIO2_FACTS.md gives it.
@@ -126,9 +128,68 @@ def test_wrong_shapes_are_named(folder, tmp_path):
         load_step_audio2(d, device="meta")
 
 
-def test_token_layout_is_checked(folder):
+def test_token_layout_is_checked(folder, loaded):
+    other = dataclasses.replace(STEP_AUDIO2_LAYOUT, bot=151667)
+    with pytest.raises(ValueError, match=r"tokenizer\.json added_tokens gives <\|BOT\|> id 151666, expected 151667"):
+        load_step_audio2(folder, device="meta", expected_layout=other)
     with pytest.raises(ValueError, match="bot: tokenizer 151666, expected 151667"):
-        load_step_audio2(folder, device="meta", expected_layout=dataclasses.replace(STEP_AUDIO2_LAYOUT, bot=151667))
+        check_token_layout(loaded[1], other, 158720)
+
+
+# --- the two inferred ids (<|BOT|> 151666, <tts_pad> 151695) against the tokenizer files ----------------------
+def test_inferred_ids_are_confirmed_and_reported(folder, tmp_path, caplog, capsys):
+    d = _copy(folder, tmp_path)
+    assert check_special_ids(d) == {t: ["tokenizer.json added_tokens", "tokenizer.json model.vocab"]
+                                    for t in ("<|BOT|>", "<tts_pad>")}
+    write_tokenizer_config(d)
+    assert check_special_ids(d)["<tts_pad>"] == ["tokenizer_config.json added_tokens_decoder",
+                                                 "tokenizer.json added_tokens", "tokenizer.json model.vocab"]
+    with caplog.at_level(logging.INFO, logger="a2llm.lalm.loader"):
+        load_step_audio2(d, device="meta")
+    assert "<|BOT|>=151666 (inferred) [tokenizer_config.json, tokenizer.json]" in caplog.text
+    assert "<tts_pad>=151695 (inferred)" in caplog.text and "<tts_start>=151693 [" in caplog.text
+    confirmed = main([str(d)])                                  # python -m a2llm.lalm.loader FOLDER
+    assert len(confirmed) == 9 and all(confirmed.values())
+    out = capsys.readouterr().out
+    assert "tensor names/shapes match" in out and "<|BOT|>=151666 (inferred)" in out
+
+
+def test_a_wrong_id_in_tokenizer_config_is_a_clear_error(folder, tmp_path):
+    d = _copy(folder, tmp_path)
+    write_tokenizer_config(d, {"<tts_pad>": 151700})
+    msg = (r"tokenizer_config\.json added_tokens_decoder gives <tts_pad> id 151700, expected 151695.*"
+           r"<tts_pad>: id inferred from token order.*STEP_AUDIO2_LAYOUT")
+    with pytest.raises(ValueError, match=msg):
+        check_special_ids(d)
+    with pytest.raises(ValueError, match=msg):
+        load_step_audio2(d, device="meta")
+
+
+def test_a_wrong_id_in_tokenizer_json_is_a_clear_error(folder, tmp_path):
+    d = _copy(folder, tmp_path)
+    raw = json.loads((d / "tokenizer.json").read_text())
+    for t in raw["added_tokens"]:
+        if t["content"] == "<|BOT|>":
+            t["id"] = 151667                                    # as if <|BOT|> were one further on
+    raw["added_tokens"].append({**raw["added_tokens"][0], "id": 151666, "content": "<|reserved_0|>"})
+    (d / "tokenizer.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=r"tokenizer\.json added_tokens gives <\|BOT\|> id 151667, expected 151666; "
+                                         r"tokenizer\.json added_tokens gives id 151666 \(expected <\|BOT\|>\) to "
+                                         r"'<\|reserved_0\|>'.*<\|BOT\|>: id inferred"):
+        check_special_ids(d)
+
+
+def test_an_absent_token_or_tokenizer_is_named(folder, tmp_path):
+    d = _copy(folder, tmp_path)
+    raw = json.loads((d / "tokenizer.json").read_text())
+    raw["added_tokens"] = [t for t in raw["added_tokens"] if t["content"] != "<tts_pad>"]
+    del raw["model"]["vocab"]["<tts_pad>"]
+    (d / "tokenizer.json").write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=r"<tts_pad> is in none of \['tokenizer\.json added_tokens'"):
+        check_special_ids(d)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="tokenizer_config.json or tokenizer.json not found"):
+        check_special_ids(tmp_path / "empty")
 
 
 @pytest.mark.parametrize("shard", [None, 200_000])
