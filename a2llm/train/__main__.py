@@ -16,13 +16,15 @@ def _register(args: argparse.Namespace, part: str, **fields) -> None:
 
 
 def _tokenizer(args: argparse.Namespace) -> int:
-    from a2llm.train.tokenizer import TrainConfig, train_tokenizer, with_overrides
+    from a2llm.train.tokenizer import TokenizerConfig, load_tokenizer_config, train_tokenizer, with_overrides
 
-    cfg = with_overrides(TrainConfig(), epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+    base = load_tokenizer_config(args.config) if args.config else TokenizerConfig()
+    cfg = with_overrides(base.train, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
                          window=args.window)
-    metrics = train_tokenizer(args.data, args.out, cfg, progress=not args.quiet)
-    _register(args, "rvq", head="open")
+    metrics = train_tokenizer(args.data, args.out, cfg, model_cfg=base.model, progress=not args.quiet)
+    _register(args, "rvq", head=base.model.head)
     print(f"saved {args.out}: val MOD {metrics['mod_mm']:.3f} mm, temporal corr {metrics['temporal_corr']:.4f}, "
+          f"upper-face jitter {metrics['upper_face_jitter']:.3f}, "
           f"codebook usage per level {[round(u, 2) for u in metrics['usage']]}")
     return 0
 
@@ -99,9 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("tokenizer", help="train the residual motion tokenizer (RVQ-VAE) on a FLAME-QA folder",
                        description="Train the RVQ-VAE motion tokenizer (seed §5.1): AdamW, random 40-frame windows, "
-                                   "validation each epoch, resumable (re-run the same command), HF-style save.")
+                                   "the loss of Eq. 7-10 (parameters, lips/face vertices, velocity and acceleration "
+                                   "of the full vertex sequence), validation each epoch, resumable (re-run the same "
+                                   "command), HF-style save.")
     _common(t, "rvq", epochs=30, batch_help="windows per step (default 32)", lr="1e-4")
     t.add_argument("--window", type=int, help="frames per training window (default 40)")
+    t.add_argument("--config", help="tokenizer config JSON: training settings, loss weights and model "
+                                    "hyper-parameters (e.g. configs/full/tokenizer.json, the paper's); the options "
+                                    "above override its training settings (default: the nano settings)")
     t.set_defaults(run=_tokenizer)
     w = sub.add_parser("token2wav", help="train the nano token2wav (phone frames -> mel -> Griffin-Lim)",
                        description="Train nano token2wav on a FLAME-QA folder: L1 on log-mel, AdamW, validation "

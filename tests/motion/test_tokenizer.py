@@ -91,8 +91,10 @@ def test_loss_terms():
     y = x.clone()
     y[:, :, 50] += 0.05                                       # jaw error: lips and face vertices move
     terms = loss(y, x)
-    assert terms["lips"] > terms["face"] > 0 and terms["vel"] < 1e-9
-    assert torch.isclose(terms["total"], terms["param"] + 1e5 * (terms["lips"] + terms["face"]) + 1e2 * (terms["vel"] + terms["acc"]))
+    # a constant jaw offset: no parameter velocity; the mesh's velocity changes only by the rotation's curvature
+    assert terms["lips"] > terms["face"] > 0 and terms["param_vel"] < 1e-9 and 0 < terms["vel"] < 1e-2 * terms["face"]
+    assert torch.isclose(terms["total"], terms["param"] + 1e5 * (terms["lips"] + terms["face"]) + 1e2 * (terms["vel"] + terms["acc"])
+                         + 10 * (terms["param_vel"] + terms["param_acc"]))
 
 
 def test_training_cli_runs_and_resumes(tmp_path, capsys):
@@ -131,9 +133,61 @@ def test_training_cli_runs_and_resumes(tmp_path, capsys):
         # run again after the last epoch (a pipeline re-run): nothing is trained, the scores are kept
         code, out, err = run("--epochs", "2")
         assert code == 0 and "val MOD" in out, err
+        # a state written before the loss weights were recorded trained with parameter-space smoothing only:
+        # going on under today's loss is refused, scoring the finished run is not
+        state_path = tmp_path / "tok" / "train_state.pt"
+        state = torch.load(state_path, weights_only=True)
+        del state["train_config"]["loss"], state["model_config"]
+        torch.save(state, state_path)
+        code, out, err = run("--epochs", "3")
+        assert code == 1 and "other training settings" in err and "'param_dynamics': 100.0" in err
+        code, out, err = run("--epochs", "2")
+        assert code == 0 and "scored as it is" in out, err
+        saved = json.loads((tmp_path / "tok" / "train_config.json").read_text())
+        assert saved["train"]["loss"] == {"param": 1.0, "vertex": 1e5, "dynamics": 0.0, "param_dynamics": 100.0}
+        # --config: a tiny model and another loss reach the run; the command line still overrides the epochs
+        cfg = {"train": {"epochs": 5, "batch": 8, "loss": {"param_dynamics": 10.0}},
+               "model": {"width": 16, "latent_dim": 16, "num_quantizers": 2, "codebook_size": 8}}
+        (tmp_path / "tiny.json").write_text(json.dumps(cfg))
+        code = main(["tokenizer", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "tiny"), "--quiet",
+                     "--config", str(tmp_path / "tiny.json"), "--epochs", "1"])
+        assert code == 0, capsys.readouterr().err
+        saved = json.loads((tmp_path / "tiny" / "train_config.json").read_text())
+        assert saved["train"]["epochs"] == 1 and saved["train"]["loss"]["param_dynamics"] == 10.0
+        assert MotionTokenizer.from_pretrained(tmp_path / "tiny").config.width == 16
+        assert "train_param_vel" in (tmp_path / "tiny" / "train_log.csv").read_text().splitlines()[0]
     finally:
         torch.set_num_threads(threads)
-    assert "mod_mm" in json.loads((tmp_path / "tok" / "val_metrics.json").read_text())
+    metrics = json.loads((tmp_path / "tok" / "val_metrics.json").read_text())
+    assert "mod_mm" in metrics and metrics["upper_face_jitter"] > 0
+
+
+def test_full_config_is_the_papers():
+    """configs/full/tokenizer.json: appendix B's settings and Eq. 7's weights."""
+    from a2llm.motion.losses import LossWeights
+    from a2llm.train.tokenizer import TrainConfig, load_tokenizer_config
+
+    cfg = load_tokenizer_config(ROOT / "configs" / "full" / "tokenizer.json")
+    assert isinstance(cfg.train, TrainConfig) and isinstance(cfg.model, RVQConfig)
+    t, m = cfg.train, cfg.model
+    assert (t.epochs, t.batch, t.lr) == (6, 512, 1e-4)
+    assert t.loss == LossWeights(param=1.0, vertex=1e5, dynamics=1e2)    # Eq. 7, plus the measured default extra
+    assert (m.dropout, m.commitment, m.lambda_vq) == (0.05, 0.25, 1.0)
+    assert (m.width, m.num_res_blocks, m.latent_dim) == (128, 3, 256)
+    assert (m.num_quantizers, m.codebook_size, m.group) == (6, 256, 5)
+    assert m.dilations == (1, 3, 9)
+
+
+def test_config_with_unknown_keys_is_refused(tmp_path):
+    from a2llm.train.tokenizer import load_tokenizer_config
+
+    for bad, word in [({"train": {"epoch": 6}}, "epoch"), ({"model": {"widht": 8}}, "widht"),
+                      ({"train": {"loss": {"smooth": 1.0}}}, "smooth"), ({"trian": {}}, "trian")]:
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=word):
+            load_tokenizer_config(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError, match="configs/full/tokenizer.json"):
+        load_tokenizer_config(tmp_path / "missing.json")
 
 
 def test_committed_nano_tokenizer_reconstructs_unseen_motion():
