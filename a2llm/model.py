@@ -58,7 +58,7 @@ class LoraSettings:
 @dataclass(frozen=True)
 class A2LLMConfig:
     """Which parts, at which sizes. ``motion_weight`` is λ of L = L_seq + λ L_motion; ``text_layout`` is where
-    an answer's text tokens sit among its audio tokens (``CollatorConfig.text_layout``: "chunked" or "word"),
+    an answer's text tokens sit among its audio tokens (``CollatorConfig.text_layout``: "chunked", "word", or "ta4" — the released Step-Audio-2 layout, always used for its vocabulary),
     as the model was trained — generation and evaluation build their sequences the same way."""
 
     name: str

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from a2llm.data.format import FlameQASample
-from a2llm.lalm.tokens import TokenLayout, audio_patch_counts
+from a2llm.lalm.tokens import TokenLayout, audio_patch_counts, is_step_audio2, ta4_interleave
 
 TASKS = ("aqaa", "tqa", "repeat", "tts", "asr")
-TEXT_LAYOUTS = ("chunked", "word")
+TEXT_LAYOUTS = ("chunked", "word", "ta4")
 SPEECH_TASKS = ("aqaa", "tqa", "repeat", "tts")
 SYSTEM_PROMPTS = {
     "aqaa": "You are a friendly, expressive avatar. Answer the user with speech.",
@@ -52,7 +52,12 @@ class CollatorConfig:
             "word": each word's text tokens right before the audio frame where the word starts (the samples'
             ``meta.answer_words``), so the latest text token is the word being said; the model itself decides
             when the next word's text comes.
-        text_chunk, audio_chunk: the "chunked" pattern.
+            "ta4": Step-Audio-2's released layout (:func:`~a2llm.lalm.tokens.ta4_interleave`): one text token then
+            ``audio_chunk`` audio tokens per chunk, ``<tts_pad>`` in the text slots once the text is used up,
+            ``<audio_6561>`` in the audio slots when the text outlasts the speech. Every pad carries the loss
+            (the released model writes them: the public servers strip them from its output) and none gets a
+            motion frame. A Step-Audio-2 vocabulary always gets "ta4" (:func:`resolve_text_layout`).
+        text_chunk, audio_chunk: the "chunked" pattern ("ta4": ``audio_chunk`` only).
         input_sample_rate: sample rate of input audio (the encoder's front end expects 16 kHz).
         task_weights: sampling weights when tasks are not given per sample.
         use_context: include earlier dialogue turns.
@@ -123,6 +128,20 @@ class _Row:
         self.loss.extend([loss] * len(ids))
 
 
+def resolve_text_layout(text_layout: str, layout: TokenLayout) -> str:
+    """The text layout sequences over ``layout``'s vocabulary actually use: "ta4" for Step-Audio-2 (the only
+    layout the released weights know; a requested "chunked", the configs' default, is its unpadded form),
+    otherwise ``text_layout`` as given. Raises for "word" on Step-Audio-2 (nano's own layout)."""
+    if text_layout not in TEXT_LAYOUTS:
+        raise ValueError(f"text_layout={text_layout!r}, choose from {TEXT_LAYOUTS}")
+    if is_step_audio2(layout):
+        if text_layout == "word":
+            raise ValueError("text_layout 'word' is nano's; a Step-Audio-2 vocabulary uses the released 'ta4' "
+                             "layout (chunks of 1 text + 4 audio tokens)")
+        return "ta4"
+    return text_layout
+
+
 class FlameQACollator:
     """Turn :class:`FlameQASample` s into a :class:`Batch` for one or several subtasks.
 
@@ -135,6 +154,7 @@ class FlameQACollator:
 
     def __init__(self, tokenizer, layout: TokenLayout, config: CollatorConfig = CollatorConfig(), seed: int = 0):
         self.tok, self.layout, self.config = tokenizer, layout, config
+        self.text_layout = resolve_text_layout(config.text_layout, layout)
         self.rng = np.random.default_rng(seed)
         self._role = {r: self._text(f"{r}\n") for r in ("system", "human", "assistant")}
 
@@ -164,20 +184,27 @@ class FlameQACollator:
         audio = list(self.layout.audio_id(np.asarray(s.audio_tokens, np.int64)))
         row.add([self.layout.bot] + self._role["assistant"])
         row.add([self.layout.tts_start], loss=True)
-        if self.config.text_layout == "word":
-            text, slots = self._word_slots(s)
-        else:        # chunked: text token i goes before audio frame (i // text_chunk) * audio_chunk
-            slots = [(i // self.config.text_chunk) * self.config.audio_chunk for i in range(len(text))]
-        i = 0
-        for j, code in enumerate(audio):
-            k = i
-            while k < len(text) and slots[k] <= j:
-                k += 1
-            row.add(text[i:k], loss=True)
-            i = k
-            row.audio_positions.append(len(row.ids))
-            row.add([code], loss=True)
-        row.add(text[i:] + [self.layout.tts_end, self.layout.eot], loss=True)   # text longer than speech
+        if self.text_layout == "ta4":
+            for t in ta4_interleave(text, audio, self.layout, self.config.audio_chunk):
+                if self.layout.is_audio(t):           # pads are not speech: no motion frame
+                    row.audio_positions.append(len(row.ids))
+                row.add([t], loss=True)
+            row.add([self.layout.tts_end, self.layout.eot], loss=True)
+        else:
+            if self.text_layout == "word":
+                text, slots = self._word_slots(s)
+            else:    # chunked: text token i goes before audio frame (i // text_chunk) * audio_chunk
+                slots = [(i // self.config.text_chunk) * self.config.audio_chunk for i in range(len(text))]
+            i = 0
+            for j, code in enumerate(audio):
+                k = i
+                while k < len(text) and slots[k] <= j:
+                    k += 1
+                row.add(text[i:k], loss=True)
+                i = k
+                row.audio_positions.append(len(row.ids))
+                row.add([code], loss=True)
+            row.add(text[i:] + [self.layout.tts_end, self.layout.eot], loss=True)   # text longer than speech
         row.motion = np.asarray(s.motion, np.float32)
         if len(row.motion) != len(audio):
             raise ValueError(f"sample {s.id}: {len(row.motion)} motion frames for {len(audio)} audio tokens")

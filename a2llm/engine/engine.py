@@ -8,7 +8,8 @@
 
 Per turn: the new messages (system prompt on the first turn, then the user's turn, the assistant's reply opened
 with ``<tts_start>``) are embedded — the audio encoder runs here — and appended to the KV cache that holds the
-dialogue so far (one prefill pass). Then greedy decoding, one token per step: every audio token's last-layer
+dialogue so far (one prefill pass). Then decoding, one token per step (the text layout's slots, then greedy or
+sampled: :class:`~a2llm.generate.ReplyDecoder`, ``EngineConfig.sampling``): every audio token's last-layer
 hidden state goes to the Motion Connector, which turns each segment of S motion tokens' worth of hidden states
 (S * 5 audio tokens) into RVQ codes as soon as the segment is complete; the motion tokenizer's causal decoder
 turns them into frames (a :class:`MotionChunk`). Audio tokens are pushed to the detokenizer's stream, which
@@ -33,7 +34,8 @@ from transformers import DynamicCache
 
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
-from a2llm.generate import QUESTION_MARGIN_S, layout_for, next_token, pad_question, text_layout_of
+from a2llm.generate import (QUESTION_MARGIN_S, ReplyDecoder, Sampling, default_sampling, layout_for, pad_question,
+                             text_layout_of)
 from a2llm.lalm.backbone import DecodeState
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 
@@ -64,6 +66,12 @@ class EngineConfig:
             interleaved text and audio tokens stay as generated (closed with ``<tts_end>``/``<|EOT|>``).
         question_margin_s: seconds of silence added before and after a spoken turn before the model hears it
             (nano's training questions all have such a margin: :func:`a2llm.generate.pad_question`).
+        sampling: how each token is chosen among those the text layout admits (a ta4 text slot: text tokens
+            only, an audio slot: audio codes only): temperature (0 = greedy), top-p, top-k, repetition penalty
+            (over every id in the dialogue's cache) and the seed of the engine's ``torch.Generator`` (re-seeded
+            by :meth:`Engine.reset`, so a dialogue replays exactly). None: greedy for nano, the release's
+            temperature 0.7 / top-p 0.9 / repetition penalty 1.05 for Step-Audio-2
+            (:func:`a2llm.generate.default_sampling`).
     """
 
     max_new_tokens: int = 800
@@ -77,6 +85,7 @@ class EngineConfig:
     max_context: int = 4096
     context_replies: str = "text"
     question_margin_s: float = QUESTION_MARGIN_S
+    sampling: Sampling | None = None
 
     def __post_init__(self):
         if self.context_replies not in ("text", "speech"):
@@ -122,7 +131,8 @@ class Engine:
             connector.cfg = replace(connector.cfg, segment_tokens=config.segment_tokens)
         self.connector = connector
         self.tok, self.layout = tokenizer, layout_for(tokenizer)
-        self.text_layout = text_layout_of(model)
+        self.text_layout = text_layout_of(model, self.layout)
+        self.sampling = config.sampling if config.sampling is not None else default_sampling(self.text_layout)
         self.prompts = PromptBuilder(tokenizer, self.layout)
         self.detok = detokenizer
         self.motion_decoder = model.motion_tokenizer.streaming()
@@ -156,6 +166,8 @@ class Engine:
         self._pending: list[int] = []           # closing tokens of the last reply, fed with the next turn
         self.dialogue_ids: list[int] = []       # every token in the KV cache, in order (inspection, tests)
         self.dialogue_audio: list[np.ndarray] = []   # the user's clips as the model heard them (with the margin)
+        # The draws of every turn of this dialogue; re-seeded here so that a fresh dialogue replays exactly.
+        self._rng = torch.Generator(device=self.device).manual_seed(self.sampling.seed)
 
     def cancel(self) -> None:
         """Stop the running turn (barge-in); safe from any thread. The turn ends within one decode step."""
@@ -244,13 +256,14 @@ class Engine:
         ttft = ttfa = float("nan")
         in_speech, ended, decoded = True, False, 0
         force = self.cfg.force_audio_tokens
+        decoder = ReplyDecoder(L, self.text_layout, self.sampling, self._rng, seen=self.dialogue_ids)
         audio_slice = slice(L.audio_offset, L.audio_offset + L.num_audio_codes)
         for _ in range(self.cfg.max_new_tokens if force is None else force + 1):
             if self._cancel.is_set():
                 break
             t = time.perf_counter()
             if force is None:
-                nxt = next_token(logits[0], L, self.text_layout)
+                nxt = decoder.choose(logits[0])
             else:
                 nxt = L.eot if codes == force else L.audio_offset + int(logits[0, audio_slice].argmax())
             if nxt == L.eot:
@@ -286,7 +299,7 @@ class Engine:
                     frames_out += len(frames)
             elif nxt == L.tts_end:
                 in_speech = False
-            elif nxt not in (L.bot, L.tts_start, L.tts_pad, L.audio_start, L.audio_end, L.audio_patch, L.pad):
+            elif L.is_text(nxt):                 # not <tts_pad> / <audio_6561> / other special tokens
                 text_ids.append(nxt)
                 full = self.tok.decode(text_ids, skip_special_tokens=True)
                 if full.startswith(text_out) and len(full) > len(text_out):

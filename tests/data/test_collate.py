@@ -1,4 +1,6 @@
 """The subtask collator: interleaved sequences, loss masks and motion targets on the audio-token steps."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,95 @@ def test_word_layout_puts_each_words_text_right_before_its_first_frame(collator)
         word([s], "tts")
     with pytest.raises(ValueError, match="text_layout"):
         CollatorConfig(text_layout="diagonal")
+
+
+# --------------------------------------------------------------------------- Step-Audio-2's "ta4" layout
+@pytest.fixture(scope="module")
+def step_audio2_tok(tmp_path_factory):
+    from a2llm.lalm.text_tokenizer import load_text_tokenizer
+    from tests.lalm.fixture import write_tokenizer
+
+    folder = tmp_path_factory.mktemp("sa2-tok")
+    write_tokenizer(folder)
+    return load_text_tokenizer(folder)
+
+
+def _answer(text: str, codes: list[int]):
+    s = sample(5, frames=len(codes))
+    s.response_text, s.audio_tokens = text, np.array(codes)
+    return s
+
+
+def test_ta4_interleave_follows_the_public_builder_written_out_by_hand():
+    from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT as L, ta4_interleave
+
+    P, X = L.tts_pad, L.audio_pad
+    a = [L.audio_id(k) for k in range(13)]
+    t = [10, 11, 12, 13, 14]
+    # speech outlasts the text: <tts_pad> in the later text slots, a short last chunk, no audio pad
+    assert ta4_interleave(t[:2], a[:9], L) == [10, *a[0:4], 11, *a[4:8], P, a[8]]
+    assert ta4_interleave(t[:2], a[:8], L) == [10, *a[0:4], 11, *a[4:8]]
+    # text outlasts ceil(A/4) chunks but not A tokens: the chunks after the speech carry text alone
+    assert ta4_interleave(t[:3], a[:5], L) == [10, *a[0:4], 11, a[4], 12]
+    # text outlasts every audio token: N - A audio pads, then text alone
+    assert ta4_interleave(t[:4], a[:2], L) == [10, a[0], a[1], X, X, 11, 12, 13]
+    assert ta4_interleave([], a[:3], L) == [P, *a[0:3]]
+    nano = dataclasses.replace(L, audio_pad=None)
+    with pytest.raises(ValueError, match="audio pad"):
+        ta4_interleave(t[:4], a[:2], nano)
+
+
+def test_a_step_audio2_tts_sample_is_the_ta4_layout_token_by_token(step_audio2_tok):
+    from a2llm.generate import layout_for
+
+    tok = step_audio2_tok
+    L = layout_for(tok)
+    assert L.num_audio_codes == 6561 and L.audio_pad == 158257 and not L.is_audio(L.audio_pad)
+    col = FlameQACollator(tok, L)                      # the default config ("chunked") resolves to ta4
+    assert col.text_layout == "ta4"
+    H, i, e, l_, o = (tok.convert_tokens_to_ids(c) for c in "Hielo")
+    P, X, A = L.tts_pad, L.audio_pad, [L.audio_id(k) for k in range(13)]
+    prompt = ([L.bot] + tok.encode("system\n") + tok.encode(SYSTEM_PROMPTS["tts"]) + [L.eot]
+              + [L.bot] + tok.encode("human\n"))
+    head = [L.bot] + tok.encode("assistant\n") + [L.tts_start]
+
+    s = _answer("Hi", list(range(13)))
+    b = col([s], "tts")
+    body = [H, A[0], A[1], A[2], A[3], i, A[4], A[5], A[6], A[7], P, A[8], A[9], A[10], A[11], P, A[12]]
+    expect = prompt + [H, i, L.eot] + head + body + [L.tts_end, L.eot]
+    assert b.input_ids[0].tolist() == expect
+    start = len(prompt) + 3 + len(head) - 1            # <tts_start>: the first trained token
+    assert (b.labels[0, :start] == IGNORE).all() and b.labels[0, start:].tolist() == expect[start:]
+    positions = [start + 1 + k for k, t in enumerate(body) if t in A]
+    assert b.audio_token_positions[0].tolist() == positions and int(b.motion_lengths[0]) == 13
+
+    s = _answer("Hello", [5, 6])                       # text outlasts the speech: <audio_6561> pads, no motion
+    b = col([s], "tts")
+    body = [H, A[5], A[6], X, X, e, X, l_, l_, o]
+    expect = prompt + [H, e, l_, l_, o, L.eot] + head + body + [L.tts_end, L.eot]
+    assert b.input_ids[0].tolist() == expect
+    start = len(prompt) + 6 + len(head) - 1
+    assert b.labels[0, start:].tolist() == expect[start:]
+    assert b.audio_token_positions[0].tolist() == [start + 2, start + 3] and int(b.motion_lengths[0]) == 2
+    assert int(L.is_audio(b.input_ids[0]).sum()) == 2      # the pads are not audio codes
+
+
+def test_text_layouts_resolve_per_vocabulary(collator, step_audio2_tok):
+    from a2llm.data.collate import resolve_text_layout
+    from a2llm.generate import layout_for
+
+    sa2 = layout_for(step_audio2_tok)
+    assert resolve_text_layout("chunked", sa2) == resolve_text_layout("ta4", sa2) == "ta4"
+    with pytest.raises(ValueError, match="ta4"):
+        FlameQACollator(step_audio2_tok, sa2, CollatorConfig(text_layout="word"))
+    # nano keeps what it asks for; ta4 works on its vocabulary as long as no audio pad is needed
+    assert resolve_text_layout("word", collator.layout) == "word"
+    assert FlameQACollator(collator.tok, collator.layout).text_layout == "chunked"
+    ta4 = FlameQACollator(collator.tok, collator.layout, CollatorConfig(text_layout="ta4"))
+    s = sample(3, frames=40)
+    ids = ta4([s], "tts").input_ids[0].tolist()
+    L = collator.layout
+    body = ids[ids.index(L.tts_start) + 1:ids.index(L.tts_end)]
+    kinds = "".join("a" if L.is_audio(t) else ("p" if t == L.tts_pad else "t") for t in body)
+    n_text = len(collator.tok.encode(s.response_text, add_special_tokens=False))
+    assert kinds == ("taaaa" * n_text + "paaaa" * 10)[:len(kinds)] and kinds.count("a") == 40

@@ -141,3 +141,16 @@ def test_text_context_keeps_the_reply_as_training_context_turns_have_it(parts, c
     _, _, fresh = bb.prefill(ids, None, audio, torch.tensor([[audio.shape[-1]]]), ids == L.audio_patch)
     nxt = torch.tensor([[L.audio_offset + 1]])
     torch.testing.assert_close(bb.step(nxt, engine.state)[1], bb.step(nxt, fresh)[1], atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_is_seeded_and_greedy_stays_nanos_default(parts):
+    from a2llm.generate import GREEDY, Sampling
+
+    assert _engine(parts).sampling == GREEDY
+    replies = []
+    for seed in (3, 3, 4):
+        engine = _engine(parts, max_new_tokens=30, context_replies="speech",
+                         sampling=Sampling(temperature=1.5, top_p=0.95, repetition_penalty=1.05, seed=seed))
+        list(engine.turn(text="How was the party?"))
+        replies.append(engine.dialogue_ids[engine._reply_start:])
+    assert replies[0] == replies[1] and replies[0] != replies[2]
