@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 
 # ffmpeg: Gradio's streaming gr.Video output probes and remuxes segments with ffmpeg/ffprobe; chromium +
 # chromium-driver: the headless-browser test of the app (tests/ui/test_browser.py) and scripts/screenshots.py.
+# flite, festival + festvox-* voices, sox: question voices that are not espeak-ng (a2llm/data/nano/voices.py).
 APT_PACKAGES=(espeak-ng libespeak-ng1 libegl1 libegl-mesa0 libgl1-mesa-dri libgl1 libosmesa6 libportaudio2 ffmpeg
-              chromium chromium-driver)
+              chromium chromium-driver flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,4 +1,4 @@
-"""FLAME-QA-nano end to end with real espeak-ng: counts, timing, closed mouth in pauses, splits, resume."""
+"""FLAME-QA-nano end to end with real espeak-ng: counts, timing, closed mouth in pauses, dialogues, splits, resume."""
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +8,11 @@ import pytest
 
 from a2llm.data import load_flame_qa
 from a2llm.data.collate import TASKS, SYSTEM_PROMPTS, FlameQACollator
-from a2llm.data.nano.generate import TEST_VOICES, TRAIN_VOICES, NanoConfig, generate, make_sample
-from a2llm.data.nano.templates import TEMPLATES
+from a2llm.data.nano.generate import (TEST_VOICES, TRAIN_VOICES, NanoConfig, generate, make_sample,
+                                      sample_dialogue)
+from a2llm.data.nano import world
+from a2llm.data.nano.voices import VOICE_SETS
+from a2llm.data.nano.templates import HELD_OUT_TOPICS, TEMPLATES
 from a2llm.data.phones import PHONES, SILENCE_ID
 from a2llm.eval.metrics import mouth_opening
 from a2llm.head import load_head
@@ -38,7 +41,26 @@ def test_writes_n_samples_with_frames_matching_the_speech(corpus):
         assert len(s.audio_tokens) == len(s.motion) and s.audio_tokens.max() < len(PHONES)
         assert s.sample_rate == 16000 and s.question_audio.dtype == np.float32
         assert len(s.question_audio) > 0.5 * 16000
-        assert s.emotion in s.meta["template"]
+        if s.meta["kind"] == "template":
+            assert s.emotion in s.meta["template"] and s.meta["template"] == s.meta["intent"]
+        elif s.meta["template"] != s.meta["intent"]:               # a "What about {t}?": the template's answer
+            assert s.meta["intent"] == "followup-what-about"
+            assert s.response_text == world.TEMPLATE_BY_ID[s.meta["template"]].fill(s.meta["topic"])[1]
+        assert world.is_inventory_answer(s.response_text)
+
+
+def test_a_sample_is_the_last_turn_of_a_dialogue_with_the_earlier_turns_as_text(corpus):
+    ds = load_flame_qa(corpus)
+    turns = []
+    for s in ds:
+        assert [t.role for t in s.context] == ["human", "assistant"] * (s.meta["num_turns"] - 1)
+        assert s.meta["turn_index"] == s.meta["num_turns"] - 1 and 1 <= s.meta["num_turns"] <= 12
+        assert all(world.is_inventory_answer(t.text) for t in s.context if t.role == "assistant")
+        assert s.meta["kind"] in world.KINDS and s.meta["intent"] in world.INTENTS
+        assert s.question_text == world.render(s.meta["intent"], s.meta["wording"], s.meta["topic"],
+                                               s.meta["slots"])
+        turns.append(s.meta["num_turns"])
+    assert min(turns) == 1 and max(turns) > 4
 
 
 def test_mouth_is_closed_in_silences(corpus):
@@ -57,19 +79,43 @@ def test_mouth_is_closed_in_silences(corpus):
     assert checked > 20
 
 
-def test_splits_hold_out_voices_and_templates(corpus):
-    ds = load_flame_qa(corpus)
+def test_splits_hold_out_voices_templates_wordings_topics_and_off_domain_parts(corpus):
+    """The split and the dialogue of 2,000 samples (drawn as make_sample draws them, without audio): training and
+    validation samples hold nothing held out; a test sample's last turn holds what its ``holdout`` names."""
     held_templates = {t.id for t in TEMPLATES if t.holdout}
+    cfg, counts = NanoConfig(seed=3), {}
+    for i in range(2000):
+        split, holdout, d = sample_dialogue(i, cfg)
+        counts[split, holdout] = counts.get((split, holdout), 0) + 1
+        assert all(not t.held_out for t in d[:-1])
+        if split != "test" or holdout == "voice":
+            assert not d[-1].held_out
+        else:
+            assert d[-1].held_out and set(d[-1].held_out) <= {
+                "template": {"template"}, "wording": {"wording"}, "topic": {"topic"},
+                "offdomain": {"frame", "vocabulary"}}[holdout]
+    assert {h for s, h in counts if s == "test"} == set(world.HOLDOUTS)
+    assert 0.7 < sum(n for (s, _), n in counts.items() if s == "train") / 2000 < 0.9
+    # The written samples say the same in their metadata.
+    ds = load_flame_qa(corpus)
     for i in range(len(ds)):
         r = ds.record(i)
+        m = r["meta"]
+        split, holdout, d = sample_dialogue(int(r["id"].split("-")[1]), cfg)
+        assert (r["split"], m["holdout"], m["held_out"], r["question_text"]) == \
+            (split, holdout, list(d[-1].held_out), d[-1].question)
+        assert m["question_speech"]["voice"] == m["question_voice"]
         if r["split"] != "test":
-            assert r["meta"]["question_voice"] in TRAIN_VOICES and r["meta"]["template"] not in held_templates
-        elif r["meta"]["holdout"] == "voice":
-            assert r["meta"]["question_voice"] in TEST_VOICES and r["meta"]["template"] not in held_templates
+            assert m["question_voice"] in VOICE_SETS["train"] and m["template"] not in held_templates
+            assert m["wording"] not in world.INTENTS[m["intent"]].held_wordings and m["topic"] not in HELD_OUT_TOPICS
+        elif m["holdout"] == "voice":
+            assert m["question_voice"] in VOICE_SETS["test"] and m["template"] not in held_templates
         else:
-            assert r["meta"]["template"] in held_templates
-    assert {ds.record(i)["emotion"] for i in range(len(ds))} == {"neutral", "happy", "sad", "surprised",
-                                                                 "contemptuous", "curious"}
+            assert m["question_voice"] in VOICE_SETS["train"]
+            if m["holdout"] == "template":
+                assert m["template"] in held_templates
+    emotions = {sample_dialogue(i, cfg)[2][-1].emotion for i in range(200)}
+    assert emotions == {"neutral", "happy", "sad", "surprised", "contemptuous", "curious"}
 
 
 def test_training_voices_exclude_the_held_out_voices_accents_and_variant_m7():
@@ -84,6 +130,20 @@ def test_training_voices_exclude_the_held_out_voices_accents_and_variant_m7():
     assert not any(v.endswith("+m7") for v in TRAIN_VOICES)
     lengths = {v: len(synthesize("Hello there.", voice=v).audio) for v in TRAIN_VOICES[::7]}
     assert all(n > 0 for n in lengths.values())
+
+
+def test_espeak_only_questions_on_request():
+    """NanoConfig(question_voices="espeak"): the corpus's questions as before issue 21, espeak-ng's training voices
+    (held-out voices for the "voice" test holdout); the dialogue is the same whoever speaks."""
+    cfg = NanoConfig(seed=3, question_voices="espeak")
+    for i in range(3):
+        s = make_sample(i, cfg)
+        voices = TEST_VOICES if s.meta["holdout"] == "voice" else TRAIN_VOICES
+        assert s.meta["question_voice"] in voices and 140 <= s.meta["question_rate"] < 200
+        assert len(s.meta["question_phones"]) == round(25 * len(s.question_audio) / 16000)
+        assert s.question_text == sample_dialogue(i, NanoConfig(seed=3))[2][-1].question
+    with pytest.raises(ValueError, match="question_voices"):
+        make_sample(0, NanoConfig(question_voices="festival"))
 
 
 def test_deterministic_for_a_seed():

@@ -30,10 +30,21 @@ def nano() -> NanoToken2Wav:
 
 @pytest.fixture(scope="module")
 def speech_tokens() -> np.ndarray:
-    """Three unseen answers of the nano corpus's generator (real phone sequences, ~9 s)."""
-    from a2llm.data.nano.generate import NanoConfig, make_sample
+    """Three template answers as the nano corpus's answer voice says them (real phone sequences, ~9 s); fixed
+    texts, so that the corpus's world can grow without moving this test's spectra."""
+    from a2llm.data.nano.generate import NanoConfig, spoken_answer
+    from a2llm.data.phones import frame_tokens
 
-    return np.concatenate([make_sample(i, NanoConfig(seed=99)).audio_tokens for i in range(3)])
+    # the answers (and rates) the corpus's samples 0-2 of seed 99 had until the tenth session
+    texts = (("It is about ten minutes by bus.", 170),
+             ("Hahaha, everyone was laughing at the garden, it was hilarious!", 162),
+             ("I am sorry, the game was cancelled. It is a real pity.", 165))
+    out = []
+    for text, rate in texts:
+        cfg = NanoConfig(seed=99, answer_rate=(rate, rate + 1))
+        utt, _, frames, _ = spoken_answer(text, np.random.default_rng(0), cfg)
+        out.append(frame_tokens(utt.phonemes, frames))
+    return np.concatenate(out)
 
 
 def spectral_centroid(pcm: np.ndarray, frames: np.ndarray) -> float:

@@ -1,13 +1,21 @@
-"""FLAME-QA-nano: the project's own synthetic corpus (templated QA, espeak-ng speech, procedural motion).
+"""FLAME-QA-nano: the project's own synthetic corpus (dialogues of its world, synthetic speech, procedural motion).
+
+A sample is the last turn of a dialogue drawn from the corpus's world (a2llm/data/nano/world.py: templates,
+openers, feelings, follow-ups, off-domain questions): the question spoken (by a2llm/data/nano/voices.py's
+espeak-ng, flite and festival voices, or espeak-ng only: ``NanoConfig.question_voices``), the answer spoken by
+espeak-ng and animated, the earlier turns as text ``context`` (the visitor's questions and the avatar's replies, as
+the engine keeps a dialogue). 30 % of dialogues are one turn, the rest 2..12 turns.
 
 Sample ``i`` is a function of ``(seed, i)``, so generation is deterministic, parallel and resumable:
 re-running over a folder skips the ids already written. One caveat: espeak-ng's waveform generator keeps
 internal state (flutter, breath noise, phase), so between runs its audio samples and phone boundaries can
 differ by up to a pitch period (~10 ms); every draw of the generator (text, voices, style, split) is exact.
 
-Splits: ``train`` and ``val`` use the seen templates and training voices; ``test`` holds out voices
-(seen templates spoken by voices never used in training: ``meta.holdout == "voice"``) and templates
-(``meta.holdout == "template"``, spoken by training voices).
+Splits: ``train`` and ``val`` use only the seen world (wordings, templates, topics, off-domain frames and
+vocabulary) and training voices; ``test`` holds out one thing per sample (``meta.holdout``): ``"voice"`` (a seen
+dialogue, its question spoken by a voice never used in training), or, spoken by training voices, a last turn with
+a held-out ``"template"``, ``"wording"``, ``"topic"`` or off-domain frame or vocabulary item (``"offdomain"``);
+``meta.held_out`` names the held-out parts of the last turn.
 """
 from __future__ import annotations
 
@@ -21,9 +29,9 @@ import numpy as np
 from tqdm import tqdm
 
 from a2llm.data.builder.media import resample
-from a2llm.data.format import EMOTIONS, FlameQASample, FlameQAWriter, Turn
+from a2llm.data.format import FlameQASample, FlameQAWriter, Turn
 from a2llm.data.nano.motion import CueTime, Segment, Style, find_cues, synthesize_motion
-from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS, Template
+from a2llm.data.nano.world import WorldTurn, draw_dialogue, draw_num_turns
 
 SAMPLE_RATE = 16000
 
@@ -42,7 +50,7 @@ TEST_VOICES = ("en-gb-x-gbclan+f2", "en-us+m7", "en-gb-x-gbcwmd+f4")
 
 @dataclass(frozen=True)
 class NanoConfig:
-    """What the generator draws from. Fractions are of all samples."""
+    """What the generator draws from. Fractions are of all samples (``test_holdouts``: of the test split)."""
 
     seed: int = 0
     answer_voice: str = "en-us"
@@ -53,8 +61,16 @@ class NanoConfig:
     snr_db: tuple[float, float] = (15.0, 35.0)
     val_fraction: float = 0.05
     test_fraction: float = 0.15
-    multi_turn_fraction: float = 0.25
+    test_holdouts: tuple[tuple[str, float], ...] = (("voice", 0.3), ("template", 0.2), ("wording", 0.2),
+                                                    ("topic", 0.15), ("offdomain", 0.15))
+    single_turn_fraction: float = 0.3       # dialogues of one turn; the rest 2..max_turns, uniform
+    max_turns: int = 12
     high_dynamic_fraction: float = 0.10
+    offdomain_intensity: float = 0.5        # face intensity of off-domain fallbacks: mildly apologetic
+    # Who says the questions: "mixed" — a2llm/data/nano/voices.py (espeak-ng, flite and festival voices with
+    # augmentation; VOICE_SETS["train"] / ["test"]); "espeak" — espeak-ng only (TRAIN_VOICES / TEST_VOICES, the
+    # corpus until issue 21; question_rate, question_pitch and snr_db above apply to it only).
+    question_voices: str = "mixed"
 
 
 def _resample(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -64,7 +80,9 @@ def _resample(audio: np.ndarray, sr: int) -> np.ndarray:
 def _split(rng: np.random.Generator, cfg: NanoConfig) -> tuple[str, str | None]:
     u = rng.random()
     if u < cfg.test_fraction:
-        return "test", ("voice" if rng.random() < 0.5 else "template")
+        names = [h for h, _ in cfg.test_holdouts]
+        p = np.array([w for _, w in cfg.test_holdouts], float)
+        return "test", names[int(rng.choice(len(names), p=p / p.sum()))]
     if u < cfg.test_fraction + cfg.val_fraction:
         return "val", None
     return "train", None
@@ -149,44 +167,77 @@ def spoken_answer(text: str, rng: np.random.Generator, cfg: NanoConfig):
     return utt, audio, int(round(25 * len(audio) / SAMPLE_RATE)), rate
 
 
+def _streams(index: int, cfg: NanoConfig) -> list[np.random.Generator]:
+    # Separate streams: espeak-ng's audio length varies slightly from run to run (its wave generator keeps
+    # state), so the noise and motion draws, which depend on lengths, must not shift the other draws; the
+    # split and the dialogue have their own stream, so they are known without any audio.
+    return [np.random.default_rng(s) for s in np.random.SeedSequence([cfg.seed, index]).spawn(4)]
+
+
+def sample_dialogue(index: int, cfg: NanoConfig = NanoConfig()) -> tuple[str, str | None, tuple[WorldTurn, ...]]:
+    """(split, test holdout or None, dialogue) of sample ``index``: what :func:`make_sample` says, without audio."""
+    world_rng = _streams(index, cfg)[3]
+    split, holdout = _split(world_rng, cfg)
+    num_turns = draw_num_turns(world_rng, cfg.single_turn_fraction, cfg.max_turns)
+    return split, holdout, draw_dialogue(world_rng, num_turns, holdout)
+
+
+def pick_voice(voices: tuple[str, ...], rng: np.random.Generator) -> str:
+    """A synthesizer first, then one of its voices (ids "synth:voice"): drawn uniformly over all voices, the 43
+    espeak-ng variants would leave flite and festival 13 % of the questions."""
+    synths = sorted({v.split(":", 1)[0] for v in voices})
+    synth = synths[rng.integers(len(synths))]
+    pool = [v for v in voices if v.split(":", 1)[0] == synth]
+    return pool[rng.integers(len(pool))]
+
+
 def make_sample(index: int, cfg: NanoConfig = NanoConfig()) -> FlameQASample:
-    """Build sample ``index`` (deterministic for ``cfg.seed``)."""
+    """Build sample ``index`` (deterministic for ``cfg.seed``): the last turn of a drawn dialogue."""
     from a2llm.data.phones import frame_tokens
 
-    # Separate streams: espeak-ng's audio length varies slightly from run to run (its wave generator keeps
-    # state), so the noise and motion draws, which depend on lengths, must not shift the other draws.
-    rng, noise_rng, motion_rng = (np.random.default_rng(s) for s in np.random.SeedSequence([cfg.seed, index]).spawn(3))
-    split, holdout = _split(rng, cfg)
-    emotion = EMOTIONS[index % len(EMOTIONS)]
-    pool = [t for t in TEMPLATES if t.emotion == emotion and t.holdout == (holdout == "template")]
-    template: Template = pool[rng.integers(len(pool))]
-    topic = TOPICS[rng.integers(len(TOPICS))]
-    question, answer = template.fill(topic)
-    voices = TEST_VOICES if holdout == "voice" else TRAIN_VOICES
-    voice = voices[rng.integers(len(voices))]
-    q = spoken_question(question, voice, rng, noise_rng, cfg)
+    rng, noise_rng, motion_rng, _ = _streams(index, cfg)
+    split, holdout, dialogue = sample_dialogue(index, cfg)
+    num_turns, last = len(dialogue), dialogue[-1]
+    question, answer, emotion = last.question, last.answer, last.emotion
+    if cfg.question_voices == "espeak":
+        voices = TEST_VOICES if holdout == "voice" else TRAIN_VOICES
+        voice = voices[rng.integers(len(voices))]
+        q = spoken_question(question, voice, rng, noise_rng, cfg)
+        q_audio, q_phones = q.audio, q.phones
+        q_meta = {"question_rate": q.rate, "question_pitch": q.pitch, "snr_db": round(q.snr_db, 2)}
+    elif cfg.question_voices == "mixed":
+        from a2llm.data.nano.voices import VOICE_SETS, speak_question
+
+        voice = pick_voice(VOICE_SETS["test" if holdout == "voice" else "train"], rng)
+        spoken = speak_question(question, voice, rng)
+        q_audio, q_phones = spoken.audio, spoken.phones
+        q_meta = {"snr_db": spoken.meta["snr_db"], "question_speech": spoken.meta}
+    else:
+        raise ValueError(f"question_voices {cfg.question_voices!r}: choose 'mixed' or 'espeak'")
 
     r, response_audio, num_frames, a_rate = spoken_answer(answer, rng, cfg)
     high = bool(rng.random() < cfg.high_dynamic_fraction)
-    style = Style(intensity=float(rng.uniform(0.8, 1.2)) * (1.8 if high else 1.0),
+    mild = cfg.offdomain_intensity if last.kind == "offdomain" else 1.0
+    style = Style(intensity=float(rng.uniform(0.8, 1.2)) * (1.8 if high else 1.0) * mild,
                   articulation=float(rng.uniform(0.85, 1.15)), head=float(rng.uniform(0.7, 1.3)) * (1.6 if high else 1.0),
                   blink_rate=float(rng.uniform(0.25, 0.45)))
     cues: list[CueTime] = find_cues(_word_times(r), emotion)
     motion = synthesize_motion(_segments(r), num_frames, emotion, cues, style, motion_rng)
     tokens = frame_tokens(r.phonemes, num_frames)
 
-    context: list[Turn] = []
-    if rng.random() < cfg.multi_turn_fraction:
-        h, a = CONTEXT_TURNS[rng.integers(len(CONTEXT_TURNS))]
-        context = [Turn("human", h), Turn("assistant", a)]
+    # Earlier turns as the engine keeps them: the visitor's questions and the avatar's replies, as text.
+    context = [turn for t in dialogue[:-1] for turn in (Turn("human", t.question), Turn("assistant", t.answer))]
     return FlameQASample(
-        id=f"nano-{index:06d}", question_text=question, question_audio=q.audio, response_text=answer,
+        id=f"nano-{index:06d}", question_text=question, question_audio=q_audio, response_text=answer,
         response_audio=response_audio, sample_rate=SAMPLE_RATE, motion=motion, emotion=emotion,
         audio_tokens=tokens, context=context, high_dynamic=high, source="flame-qa-nano", split=split,
-        meta={"template": template.id, "topic": topic, "question_voice": voice, "question_rate": q.rate,
-              "question_pitch": q.pitch, "snr_db": round(q.snr_db, 2), "answer_voice": cfg.answer_voice,
-              "answer_rate": a_rate, "holdout": holdout, "style": asdict(style),
-              "cues": [c.cue for c in cues], "question_phones": q.phones.tolist(), "answer_words": answer_words(r)})
+        meta={"template": last.answer_id, "topic": last.topic, "question_voice": voice, **q_meta,
+              "answer_voice": cfg.answer_voice, "answer_rate": a_rate, "holdout": holdout, "style": asdict(style),
+              "cues": [c.cue for c in cues], "question_phones": q_phones.tolist(), "answer_words": answer_words(r),
+              "kind": last.kind, "intent": last.intent, "wording": last.wording, "slots": dict(last.slots),
+              "held_out": list(last.held_out),
+              "context_held_out": sorted({p for t in dialogue[:-1] for p in t.held_out}),
+              "turn_index": num_turns - 1, "num_turns": num_turns})
 
 
 def generate(out: str | Path, num: int, cfg: NanoConfig = NanoConfig(), workers: int = 2,

@@ -27,7 +27,7 @@ from a2llm.data.format import FlameQASample
 from a2llm.data.nano.generate import (SAMPLE_RATE, TRAIN_VOICES, NanoConfig, _segments,
                                       _word_times, answer_words, spoken_answer, spoken_question,
                                       write_samples)
-from a2llm.data.nano.templates import CONTEXT_TURNS, TEMPLATES, TOPICS
+from a2llm.data.nano.templates import CONTEXT_TURNS, HELD_OUT_TOPICS, TEMPLATES, TRAIN_TOPICS
 
 COMMON_WORDS = """
 a about above across after again against ago air all almost alone along already also always am among an and
@@ -63,10 +63,17 @@ yesterday you young your
 
 @lru_cache(maxsize=1)
 def read_vocabulary() -> tuple[str, ...]:
-    """The common words plus every word of the training templates, topics and context turns (lower case, sorted;
-    built once per process: every sample draws from it)."""
-    texts = [" ".join(t.fill(top)) for t in TEMPLATES if not t.holdout for top in TOPICS]
+    """The common words plus every word of the training templates and topics, the world's seen wordings (slots
+    removed) and every answer it gives (lower case, sorted; built once per process: every sample draws from it).
+    Held-out topics and held-out wordings stay out: they must reach no training row."""
+    from a2llm.data.nano.world import INTENTS, answer_inventory
+
+    texts = [" ".join(t.fill(top)) for t in TEMPLATES if not t.holdout for top in TRAIN_TOPICS]
     texts += [q + " " + a for q, a in CONTEXT_TURNS]
+    texts += [re.sub(r"\{[a-z0-9]+\}", " ", intent.wordings[i]) for intent in INTENTS.values()
+              if not intent.held for i in intent.seen_wordings]
+    held = {t.fill(top)[1] for t in TEMPLATES if t.holdout for top in TRAIN_TOPICS + HELD_OUT_TOPICS}
+    texts += [a for a in answer_inventory() if a not in held and not any(top in a.lower() for top in HELD_OUT_TOPICS)]
     words = {w for text in texts for w in re.findall(r"[a-z']+", text.lower())}
     return tuple(sorted(words | set(COMMON_WORDS)))
 

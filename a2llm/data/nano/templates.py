@@ -3,7 +3,8 @@
 Each template pairs a question with the one answer the avatar gives to it (the answer is a function of
 the question, so answer accuracy can be measured) and fills one topic slot in both. Templates whose
 ``holdout`` flag is set appear only in the test split (held-out templates); the rest appear in every
-split (the test split also holds seen templates spoken by held-out voices).
+split (the test split also holds seen templates spoken by held-out voices). Each template is one intent of the
+corpus's world (a2llm/data/nano/world.py), which adds its paraphrases, the other kinds of turns and dialogues.
 """
 from __future__ import annotations
 
@@ -28,8 +29,16 @@ def _capitalise(text: str) -> str:
     return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
 
 
+#: Topics filling the templates' slot: the corpus's first twelve, then events and outings that read well in
+#: every template and wording (a2llm/data/nano/world.py). The HELD_OUT_TOPICS appear only in the test split.
 TOPICS = ("the concert", "your trip", "the movie", "the party", "the game", "your weekend", "the dinner",
-          "the book", "the new job", "the exam", "the garden", "the museum")
+          "the book", "the new job", "the exam", "the garden", "the museum",
+          "the wedding", "the festival", "the match", "the play", "the picnic", "the lecture", "the meeting",
+          "the tour", "the race", "the conference", "the workshop", "the fair", "the parade", "the opera",
+          "the exhibition", "the show", "the ballet", "the quiz night", "the boat trip", "the barbecue",
+          "the birthday party", "the talent show")
+HELD_OUT_TOPICS = ("the wedding", "the picnic", "the parade", "the opera", "the quiz night", "the boat trip")
+TRAIN_TOPICS = tuple(t for t in TOPICS if t not in HELD_OUT_TOPICS)
 
 _T = [
     # neutral
@@ -98,7 +107,8 @@ CUE_EMOTIONS = {
     "wonder": ("curious", "surprised"),
 }
 
-#: Dialogue openers used as earlier turns for multi-turn samples (human, assistant).
+#: The canned earlier turns (human, assistant) of multi-turn samples until issue 21 (the world's dialogues replace
+#: them in generate.py); the read-aloud corpus's vocabulary (read.py) still takes their words.
 CONTEXT_TURNS = (
     ("Hi there, how are you today?", "I am doing well, thank you for asking."),
     ("Can I ask you something?", "Of course, go ahead."),
