@@ -33,6 +33,7 @@ import torch
 from transformers import DynamicCache
 
 from a2llm.data.collate import SYSTEM_PROMPTS
+from a2llm.engine.context import exchange_ids, newest_that_fit, transcribe
 from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
 from a2llm.generate import (QUESTION_MARGIN_S, ReplyDecoder, Sampling, default_sampling, layout_for, pad_question,
                              text_layout_of)
@@ -66,6 +67,13 @@ class EngineConfig:
             interleaved text and audio tokens stay as generated (closed with ``<tts_end>``/``<|EOT|>``).
         question_margin_s: seconds of silence added before and after a spoken turn before the model hears it
             (nano's training questions all have such a margin: :func:`a2llm.generate.pad_question`).
+        context_budget: tokens the dialogue may hold when a turn starts, counting the new turn and its longest
+            possible reply (``max_new_tokens``); when a turn would not fit, the cache is rebuilt from text with the
+            system turn and as many of the newest exchanges as fit, the oldest dropped (a2llm/engine/context.py).
+            None: ``max_context``. A turn that does not fit even alone is refused (ValueError), nothing changed.
+        transcribe: a spoken turn stays in the dialogue as its transcript (the model's ASR subtask, run after the
+            reply), the form earlier turns have in training; also shown to the visitor (``TurnMetrics.heard``).
+            False: the audio stays in the cache (and such a turn is dropped if the cache is ever rebuilt).
         sampling: how each token is chosen among those the text layout admits (a ta4 text slot: text tokens
             only, an audio slot: audio codes only): temperature (0 = greedy), top-p, top-k, repetition penalty
             (over every id in the dialogue's cache) and the seed of the engine's ``torch.Generator`` (re-seeded
@@ -85,11 +93,15 @@ class EngineConfig:
     max_context: int = 4096
     context_replies: str = "text"
     question_margin_s: float = QUESTION_MARGIN_S
+    context_budget: int | None = None
+    transcribe: bool = True
     sampling: Sampling | None = None
 
     def __post_init__(self):
         if self.context_replies not in ("text", "speech"):
             raise ValueError("context_replies must be 'text' or 'speech'")
+        if self.context_budget is not None and self.context_budget < 1:
+            raise ValueError("context_budget must be a positive number of tokens (or None)")
         if self.force_audio_tokens is not None and self.force_audio_tokens < 1:
             raise ValueError("force_audio_tokens must be a positive number of audio tokens (or None)")
 
@@ -162,7 +174,8 @@ class Engine:
         if self.lean is not None:
             self.lean.reset()                           # optimized mode's KV cache (static)
         self.started = False
-        self.history: list[tuple[str, str]] = []
+        self.history: list[tuple[str, str | None]] = []   # (role, text); a spoken turn: its transcript (None: none)
+        self.dropped_turns = 0                  # earlier exchanges dropped to fit the context budget
         self._pending: list[int] = []           # closing tokens of the last reply, fed with the next turn
         self.dialogue_ids: list[int] = []       # every token in the KV cache, in order (inspection, tests)
         self.dialogue_audio: list[np.ndarray] = []   # the user's clips as the model heard them (with the margin)
@@ -181,27 +194,62 @@ class Engine:
         return 0 if self.state is None else int(self.state.attention_mask.shape[1])
 
     # ------------------------------------------------------------------------------------------ one turn
+    @property
+    def context_budget(self) -> int:
+        return self.cfg.context_budget if self.cfg.context_budget is not None else self.cfg.max_context
+
     def _prompt(self, audio: np.ndarray | None, text: str | None, sample_rate: int):
+        """The new tokens of a turn (closing tokens of the last reply, the system turn on the first turn, the user's
+        turn, the reply's opening) -> (ids [1, n], audio-patch mask [1, n], audio clips). Rebuilds the cache from
+        text first when the turn would not fit the context budget; raises before changing anything when the turn
+        does not fit even alone."""
         if (audio is None) == (text is None):
             raise ValueError("a turn takes either audio (the user's speech) or text (a typed message)")
         if text is not None and not text.strip():
             raise ValueError("the typed message is empty")
-        messages = [] if self.started else [Message("system", self.cfg.system_prompt)]
         if audio is not None:
             audio = pad_question(audio, sample_rate, self.cfg.question_margin_s)
-        messages.append(Message("human", Audio(audio, sample_rate) if audio is not None else text))
-        prompt = self.prompts.build(messages, reply="speech")
-        ids = torch.cat([torch.tensor(self._pending, dtype=torch.long), prompt.input_ids])[None]
-        return ids, prompt
+        turn = self.prompts.build([Message("human", Audio(audio, sample_rate) if audio is not None else text)],
+                                  reply="speech")
+        system = self.prompts.build([Message("system", self.cfg.system_prompt)], reply=None).input_ids.tolist()
+        alone = len(system) + len(turn.input_ids) + self.cfg.max_new_tokens
+        if alone > self.context_budget:
+            raise ValueError(f"this turn needs {len(turn.input_ids)} tokens and its reply up to "
+                             f"{self.cfg.max_new_tokens}: more than the context budget of {self.context_budget} "
+                             "tokens even without earlier turns; shorten the message")
+        head = [] if self.started else system
+        if self.context_tokens + len(self._pending) + len(head) + len(turn.input_ids) + self.cfg.max_new_tokens \
+                > self.context_budget:
+            self._rebuild(system, len(turn.input_ids))
+            head = []
+        lead = self._pending + head
+        ids = torch.cat([torch.tensor(lead, dtype=torch.long), turn.input_ids])[None]
+        mask = torch.cat([torch.zeros(len(lead), dtype=torch.bool), turn.audio_patch_mask])[None]
+        return ids, mask, turn.audios, len(lead)
+
+    def _rebuild(self, system: list[int], turn_tokens: int) -> None:
+        """Empty the cache and queue the system turn plus the newest exchanges (as text) that fit the budget."""
+        pairs = [(self.history[i][1], self.history[i + 1][1]) for i in range(0, len(self.history) - 1, 2)]
+        pairs = [(h, a) for h, a in pairs if h is not None]       # an untranscribed spoken turn cannot be text
+        costs = [len(exchange_ids(self.prompts, h, a or "")) for h, a in pairs]
+        room = self.context_budget - len(system) - turn_tokens - self.cfg.max_new_tokens
+        k = newest_that_fit(costs, room)
+        self.dropped_turns += len(self.history) // 2 - k
+        self.history = [entry for h, a in pairs[len(pairs) - k:] for entry in (("human", h), ("assistant", a))]
+        ids = system + [t for h, a in pairs[len(pairs) - k:] for t in exchange_ids(self.prompts, h, a or "")]
+        self.state = None
+        if self.lean is not None:
+            self.lean.reset()
+        self.dialogue_ids, self.dialogue_audio = [], []
+        self._pending, self.started = ids, True
 
     @torch.no_grad()
-    def _open(self, ids: torch.Tensor, prompt, clock: _Clock) -> torch.Tensor:
+    def _open(self, ids: torch.Tensor, mask: torch.Tensor, audios: list[np.ndarray], clock: _Clock) -> torch.Tensor:
         """Embed (encoder) and append the new tokens to the cache (prefill); returns the next-token logits."""
         t = time.perf_counter()
         ids = ids.to(self.device)
-        mask = torch.cat([torch.zeros(len(self._pending), dtype=torch.bool), prompt.audio_patch_mask])[None]
-        if prompt.audios:
-            audio = torch.from_numpy(prompt.audios[0])[None, None].to(self.device)
+        if audios:
+            audio = torch.from_numpy(audios[0])[None, None].to(self.device)
             embeds = self.backbone.embed(ids, audio, torch.tensor([[audio.shape[-1]]], device=self.device),
                                          mask.to(self.device))
         else:
@@ -225,15 +273,16 @@ class Engine:
         """Generate the reply to one user turn (speech at 16 kHz, or typed text), streaming its events."""
         clock = _Clock()
         self._cancel.clear()
-        ids, prompt = self._prompt(audio, text, sample_rate)
-        logits = self._open(ids, prompt, clock)
+        ids, mask, audios, lead = self._prompt(audio, text, sample_rate)
+        logits = self._open(ids, mask, audios, clock)
         self.started = True
+        self._human_start = len(self.dialogue_ids) + lead  # this turn's <|BOT|>human starts here
         self.dialogue_ids += ids[0].tolist()
         self._reply_start = len(self.dialogue_ids)         # the reply's first token goes here
-        self.dialogue_audio += prompt.audios
+        self.dialogue_audio += audios
         self._pending = []
-        self.history.append(("human", text if text is not None else "<speech>"))
-        yield from self._decode(logits, clock)
+        self.history.append(("human", text if text is not None else None))
+        yield from self._decode(logits, clock, audios[0] if audios else None)
 
     def _emit(self, clock: _Clock, event: Event) -> Iterator[Event]:
         """Yield an event and keep the caller's time out of the engine's accounts."""
@@ -242,7 +291,7 @@ class Engine:
         clock.outside += time.perf_counter() - t
 
     @torch.no_grad()
-    def _decode(self, logits: torch.Tensor, clock: _Clock) -> Iterator[Event]:
+    def _decode(self, logits: torch.Tensor, clock: _Clock, clip: np.ndarray | None) -> Iterator[Event]:
         L, cfg = self.layout, self.connector.cfg
         seg_frames = cfg.segment_tokens * cfg.group
         stream = self.connector.streaming(batch_size=1)
@@ -327,13 +376,23 @@ class Engine:
         text = self.tok.decode(text_ids, skip_special_tokens=True).strip()
         self.history.append(("assistant", text))
         wall = clock.now_ms()
+        heard = None
+        if clip is not None and self.cfg.transcribe:
+            # After the reply (off the latency path): the spoken turn becomes its transcript in the cache.
+            heard = transcribe(self.backbone, self.prompts, clip, self.prompts.frontend.sample_rate, self.device)
+            self.history[-2] = ("human", heard)
+            if self.cfg.context_replies == "text":
+                self._crop(self._human_start)
+                self.dialogue_audio.pop()                  # the clip is no longer in the cache
+                turn = self.prompts.build([Message("human", heard)], reply="text").input_ids.tolist()
+                self._pending = turn + text_ids + [L.eot]
         busy = wall - 1000 * clock.outside
         speech_s = codes / 25
         stage_sum = sum(clock.stages.values())
         yield TurnMetrics(ttft_ms=ttft, ttfa_ms=ttfa, rtf=busy / 1000 / speech_s if codes else float("nan"),
                           wall_ms=wall, speech_s=speech_s, stages=dict(clock.stages), decode_tokens=decoded,
                           overhead_ratio=busy / stage_sum if stage_sum else float("nan"), cancelled=cancelled,
-                          text=text)
+                          text=text, heard=heard)
 
     def _crop(self, n: int) -> None:
         """Keep the first ``n`` tokens of the dialogue in the cache (both modes) and in ``dialogue_ids``."""

@@ -53,6 +53,8 @@ class TurnMetrics:
         overhead_ratio: wall_ms / sum(stages): the engine's own cost on top of the stages' compute.
         cancelled: the turn was stopped (barge-in) before the model ended it.
         text: the reply's text.
+        heard: a spoken turn's transcript (what the model heard; its ASR subtask), None for typed turns or with
+            ``EngineConfig.transcribe`` off.
     """
 
     ttft_ms: float
@@ -65,11 +67,13 @@ class TurnMetrics:
     overhead_ratio: float = float("nan")
     cancelled: bool = False
     text: str = ""
+    heard: str | None = None
 
     def as_dict(self) -> dict:
         return {"ttft_ms": self.ttft_ms, "ttfa_ms": self.ttfa_ms, "rtf": self.rtf, "wall_ms": self.wall_ms,
                 "speech_s": self.speech_s, "stages": dict(self.stages), "decode_tokens": self.decode_tokens,
-                "overhead_ratio": self.overhead_ratio, "cancelled": self.cancelled, "text": self.text}
+                "overhead_ratio": self.overhead_ratio, "cancelled": self.cancelled, "text": self.text,
+                "heard": self.heard}
 
 
 Event = TextDelta | AudioChunk | MotionChunk | TurnMetrics

@@ -43,11 +43,17 @@ class RVQConfig:
     ema_decay: float = 0.99
     dead_code_threshold: float = 2.0
     head: str = "open"             # the head model the tokenizer was trained for
+    # How the decoder goes from 5 Hz tokens to 25 fps frames. "transpose": a stride-G transposed convolution (each
+    # token's G frames from its own latent alone: a pattern that repeats every G frames, steps at token joins);
+    # "repeat": hold each latent for G frames, then a causal G-tap convolution that blends a token's frames with the
+    # previous token's (the usual cure for strided-upsampling artefacts; still causal, so streaming is unchanged).
+    upsample: str = "transpose"
 
     @property
     def decoder_context_tokens(self) -> int:
         """Past tokens the causal decoder can see: its receptive field, rounded up to whole tokens."""
         frames = sum(2 * d for d in self.dilations[: self.num_res_blocks]) + 2
+        frames += self.group - 1 if self.upsample == "repeat" else 0
         return -(-frames // self.group) + 1
 
 
@@ -80,10 +86,26 @@ class MotionEncoder(nn.Module):
         return self.down(self.blocks(self.inp(x.transpose(1, 2)))).transpose(1, 2)
 
 
+class _RepeatUp(nn.Module):
+    """[B, latent, N] -> [B, width, N*G]: each latent held for G frames, then a causal G-tap convolution."""
+
+    def __init__(self, cfg: RVQConfig):
+        super().__init__()
+        self.group = cfg.group
+        self.conv = nn.Conv1d(cfg.latent_dim, cfg.width, cfg.group)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = z.repeat_interleave(self.group, dim=2)
+        return self.conv(F.pad(h, (self.group - 1, 0), mode="replicate"))
+
+
 class MotionDecoder(nn.Module):
     def __init__(self, cfg: RVQConfig):
         super().__init__()
-        self.up = nn.ConvTranspose1d(cfg.latent_dim, cfg.width, cfg.group, stride=cfg.group)
+        if cfg.upsample not in ("transpose", "repeat"):
+            raise ValueError(f"RVQConfig.upsample must be 'transpose' or 'repeat', got {cfg.upsample!r}")
+        self.up = (nn.ConvTranspose1d(cfg.latent_dim, cfg.width, cfg.group, stride=cfg.group)
+                   if cfg.upsample == "transpose" else _RepeatUp(cfg))
         self.blocks = nn.Sequential(*[_ResBlock(cfg.width, d, cfg.dropout, causal=True)
                                       for d in cfg.dilations[: cfg.num_res_blocks]])
         self.out = nn.Conv1d(cfg.width, cfg.motion_dim, 3)

@@ -38,6 +38,7 @@ class NanoConfig:
     curriculum: str = "configs/nano/curriculum.json"
     token2wav_epochs: int = 8
     rvq_epochs: int = 8
+    rvq_config: str = "configs/nano/tokenizer.json"
     audio_only_steps: int = 500
     encoder_steps: int = 1500
     processes: int = 2
@@ -87,7 +88,8 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
     wall["token2wav"] = _run([py, "-m", "a2llm.train", "token2wav", "--data", cfg.data, "--out",
                               str(work / "token2wav"), "--epochs", str(cfg.token2wav_epochs)] + q)
     wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
-                        "--epochs", str(cfg.rvq_epochs)] + q)
+                        "--epochs", str(cfg.rvq_epochs)] + (["--config", cfg.rvq_config] if cfg.rvq_config else [])
+                       + q)
     encoder = []
     if cfg.encoder_steps:
         wall["encoder"] = _run([py, "-m", "a2llm.train", "encoder", "--data", cfg.data, "--read-data", cfg.read_data,

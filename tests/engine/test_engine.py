@@ -7,6 +7,7 @@ from a2llm.data import load_flame_qa
 from a2llm.engine import AudioChunk, Engine, EngineConfig, MotionChunk, TextDelta, TurnMetrics
 from a2llm.generate import Generator, question
 from a2llm.lalm.detokenizer import load_detokenizer
+from a2llm.lalm.prompt import Message
 from a2llm.model import A2LLM, load_checkpoint_tokenizer
 
 
@@ -55,7 +56,7 @@ def test_streamed_motion_equals_the_batch_generator(parts, clip):
 
 
 def test_the_cache_carries_the_dialogue_across_turns(parts, clip):
-    engine = _engine(parts, force_audio_tokens=12)
+    engine = _engine(parts, force_audio_tokens=12, transcribe=False)
     list(engine.turn(audio=clip))
     list(engine.turn(text="How was the party?"))
     assert engine.context_tokens == len(engine.dialogue_ids)
@@ -124,7 +125,7 @@ def test_optimized_mode_gives_the_base_modes_turn(tiny_run, clip):
 
 
 def test_text_context_keeps_the_reply_as_training_context_turns_have_it(parts, clip):
-    engine = _engine(parts, max_new_tokens=30)
+    engine = _engine(parts, max_new_tokens=30, transcribe=False)
     list(engine.turn(audio=clip))
     first = list(engine.dialogue_ids)
     L = engine.layout
@@ -154,3 +155,54 @@ def test_sampling_is_seeded_and_greedy_stays_nanos_default(parts):
         list(engine.turn(text="How was the party?"))
         replies.append(engine.dialogue_ids[engine._reply_start:])
     assert replies[0] == replies[1] and replies[0] != replies[2]
+
+
+def _same_as_fresh_prefill(engine):
+    """The engine's cache equals a fresh prefill of its dialogue ids (text only): the next step agrees."""
+    bb, L = engine.backbone, engine.layout
+    ids = torch.tensor([engine.dialogue_ids])
+    assert L.audio_patch not in engine.dialogue_ids and not engine.dialogue_audio
+    _, _, fresh = bb.prefill(ids, None)
+    nxt = torch.tensor([[L.audio_offset + 2]])
+    torch.testing.assert_close(bb.step(nxt, engine.state)[1], bb.step(nxt, fresh)[1], atol=1e-4, rtol=1e-4)
+
+
+def test_a_spoken_turn_stays_in_the_dialogue_as_its_transcript(parts, clip):
+    engine = _engine(parts, max_new_tokens=40)
+    metrics = list(engine.turn(audio=clip))[-1]
+    # the transcript is the model's own ASR subtask on the clip it heard
+    model, tok, _ = parts
+    s, _ = question(audio=clip)
+    asr = Generator(model, tok).answer([s], "asr", with_motion=False)[0].text
+    assert metrics.heard == asr and engine.history[0] == ("human", asr)
+    list(engine.turn(text="How was the party?"))
+    L = engine.layout
+    human = engine.prompts.build([Message("human", asr)], reply=None).input_ids.tolist()
+    d = engine.dialogue_ids
+    assert any(d[i:i + len(human)] == human for i in range(len(d)))       # the transcript, as a text turn
+    _same_as_fresh_prefill(engine)
+    assert L.tts_start not in d                                            # replies too stay as text
+
+
+def test_fifty_turns_never_overflow_the_context_budget(parts):
+    budget, reply = 160, 12
+    engine = _engine(parts, force_audio_tokens=reply, max_new_tokens=reply + 1, context_budget=budget)
+    system = engine.prompts.build([Message("system", engine.cfg.system_prompt)], reply=None).input_ids.tolist()
+    for i in range(50):
+        events = list(engine.turn(text=["How was the concert?", "Why?", "What about the movie?"][i % 3]))
+        assert isinstance(events[-1], TurnMetrics)
+        assert engine.context_tokens <= budget
+        assert engine.dialogue_ids[:len(system)] == system                # the system turn is always kept
+    assert engine.dropped_turns > 30 and len(engine.history) < 20
+    list(engine.turn(text="And you?"))
+    _same_as_fresh_prefill(engine)
+
+
+def test_a_turn_that_cannot_fit_even_alone_is_refused_and_changes_nothing(parts):
+    engine = _engine(parts, force_audio_tokens=5, max_new_tokens=6, context_budget=80)
+    list(engine.turn(text="Hello"))
+    before, history = list(engine.dialogue_ids), list(engine.history)
+    with pytest.raises(ValueError, match="context budget"):
+        list(engine.turn(text="word " * 200))
+    assert engine.dialogue_ids == before and engine.history == history
+    list(engine.turn(text="How was the concert?"))                          # the session goes on

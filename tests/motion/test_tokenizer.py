@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -25,10 +27,11 @@ def speechy(T: int, seed: int = 0) -> np.ndarray:
     return m
 
 
-@pytest.fixture(scope="module")
-def tok():
+@pytest.fixture(scope="module", params=["transpose", "repeat"])
+def tok(request):
+    """The tiny tokenizer with each decoder upsampling (both must stream exactly and stay causal)."""
     torch.manual_seed(0)
-    model = MotionRVQVAE(TINY)
+    model = MotionRVQVAE(replace(TINY, upsample=request.param))
     model.train()
     model(torch.from_numpy(np.stack([speechy(40, s) for s in range(8)])))   # k-means init of the codebooks
     return MotionTokenizer(model.eval())
@@ -203,3 +206,8 @@ def test_committed_nano_tokenizer_reconstructs_unseen_motion():
         rec = tok.decode(tok.encode(m))[: len(m)]
         o, r = (mouth_opening(head.vertices(x, canonical=True), head) for x in (m, rec))
         assert 1000 * np.abs(o - r).mean() < 1.0 and pearson(o, r) > 0.9
+
+
+def test_unknown_upsampling_is_a_clear_error():
+    with pytest.raises(ValueError, match="upsample"):
+        MotionRVQVAE(replace(TINY, upsample="cubic"))
