@@ -18,6 +18,7 @@ SUBCOMMANDS = (
     "a2llm.eval.tables",
     "a2llm.eval.bench",
     "a2llm.eval.voicebench.cli",
+    "a2llm.eval.dialogue",
 )
 
 

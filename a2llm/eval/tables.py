@@ -102,7 +102,8 @@ def audio_only_motions(avatar, rvq, samples) -> list[np.ndarray]:
 
 def tts_phone_error_rate(model, tok, samples) -> dict[str, float]:
     """Mean PER of TTS over ``samples``: the answer text is given (forced into the text slots of the interleaved
-    layout), every speech token is the model's greedy choice. Also split by seen / held-out templates."""
+    layout), every speech token is the model's greedy choice. Also split by answers seen in training and answers
+    never seen (held-out templates, held-out topics: ``meta.holdout`` "template" or "topic")."""
     from a2llm.data.phones import phone_error_rate
     from a2llm.generate import Generator
 
@@ -110,11 +111,12 @@ def tts_phone_error_rate(model, tok, samples) -> dict[str, float]:
     for chunk in _chunks(samples, BATCH):
         texts = [tok.encode(s.response_text, add_special_tokens=False) for s in chunk]
         for a, s in zip(gen.answer(chunk, "tts", with_motion=False, force_text=texts), chunk):
-            rates.append((s.meta.get("holdout") == "template", phone_error_rate(a.audio_codes, s.audio_tokens)))
+            rates.append((s.meta.get("holdout") in ("template", "topic"),
+                          phone_error_rate(a.audio_codes, s.audio_tokens)))
     pick = lambda held: [r for h, r in rates if h == held]            # noqa: E731
     return {"all": float(np.mean([r for _, r in rates])),
-            "seen_templates": float(np.mean(pick(False))) if pick(False) else math.nan,
-            "held_out_templates": float(np.mean(pick(True))) if pick(True) else math.nan}
+            "seen_answers": float(np.mean(pick(False))) if pick(False) else math.nan,
+            "held_out_answers": float(np.mean(pick(True))) if pick(True) else math.nan}
 
 
 def aqaa_accuracy(model, tok, samples) -> tuple[float, list[dict]]:
@@ -130,9 +132,9 @@ def aqaa_accuracy(model, tok, samples) -> tuple[float, list[dict]]:
             tpl = by_id.get(s.meta.get("template", ""))
             # diagnostic: the right answer template, whatever topic it names
             fills = {normalise_text(tpl.fill(t)[1]) for t in TOPICS} if tpl else set()
+            correct = normalise_text(a.text) == normalise_text(s.response_text)
             rows.append({"id": s.id, "question": s.question_text, "reference": s.response_text, "answer": a.text,
-                         "correct": normalise_text(a.text) == normalise_text(s.response_text),
-                         "template_correct": normalise_text(a.text) in fills})
+                         "correct": correct, "template_correct": correct or normalise_text(a.text) in fills})
     return float(np.mean([r["correct"] for r in rows])), rows
 
 
@@ -282,10 +284,10 @@ def markdown_table(name: str, rows: dict[str, dict]) -> str:
 
 def format_result(r: dict) -> str:
     parts = [format_table(name, r[name]) for name in TABLE_COLUMNS] + [
-             f"TTS phone error rate: {100 * r['tts_per']:.1f} % ({r['num_generated']['tts']} answers; seen templates "
-             f"{100 * r['tts_per_split']['seen_templates']:.1f} %, held-out templates "
-             f"{100 * r['tts_per_split']['held_out_templates']:.1f} %)",
-             f"AQAA answer accuracy (held-out voices, seen templates): {100 * r['aqaa_accuracy']:.1f} % "
+             f"TTS phone error rate: {100 * r['tts_per']:.1f} % ({r['num_generated']['tts']} answers; answers seen "
+             f"in training {100 * r['tts_per_split']['seen_answers']:.1f} %, never seen "
+             f"{100 * r['tts_per_split']['held_out_answers']:.1f} %)",
+             f"AQAA answer accuracy (held-out voices, seen questions): {100 * r['aqaa_accuracy']:.1f} % "
              f"({r['num_generated']['aqaa']} questions; right answer template, any topic: "
              f"{100 * r['aqaa_template_accuracy']:.1f} %)",
              f"({r['num_test_samples']} test samples, {r['seconds']:.0f} s)"]

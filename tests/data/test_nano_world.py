@@ -240,3 +240,23 @@ def test_answers_carry_emotions_and_cue_words_that_fit():
         assert cues(answer, emotion) <= {"sorry"}
     for e in EMOTIONS:
         assert W.WHY[e] and W.MORE[e] and W.CONFIRM[e]
+
+
+def test_test_dialogues_hold_out_material_at_any_turn_and_keep_answers_consistent():
+    from a2llm.data.nano.world import draw_test_dialogue, is_fallback, is_inventory_answer
+
+    rng = np.random.default_rng(5)
+    held_positions = set()
+    for _ in range(40):
+        d = draw_test_dialogue(rng, 12)
+        assert len(d) == 12
+        for k, t in enumerate(d):
+            assert is_inventory_answer(t.answer)
+            if t.held_out:
+                held_positions.add(k)
+            if t.kind == "offdomain":
+                assert is_fallback(t.answer)
+            elif t.kind == "template":
+                assert not is_fallback(t.answer)
+    assert held_positions == set(range(12))
+    assert all(not t.held_out for t in draw_test_dialogue(np.random.default_rng(1), 12, held_share=0.0))

@@ -830,3 +830,34 @@ def world_counts() -> dict[str, object]:
     out["answers"] = len(answer_inventory())
     return out
 
+
+
+def draw_test_dialogue(rng: np.random.Generator, num_turns: int, held_share: float = 0.5,
+                       holdouts: Sequence[str] = ("wording", "topic", "offdomain")) -> tuple[WorldTurn, ...]:
+    """A dialogue for evaluation in which any turn, not only the last, may carry held-out material: each turn is,
+    with probability ``held_share``, drawn with one of ``holdouts`` (a held-out wording, topic or off-domain
+    question), else from the seen world; topics and follow-ups carry across turns as in :func:`draw_dialogue`."""
+    if num_turns < 1:
+        raise ValueError("a dialogue has at least one turn")
+    unknown = set(holdouts) - set(HOLDOUTS)
+    if unknown:
+        raise ValueError(f"unknown holdouts {sorted(unknown)}; choose from {HOLDOUTS}")
+    turns: list[WorldTurn] = []
+    anchor: Anchor | None = None
+    for k in range(num_turns):
+        prev = turns[-1] if turns else None
+        for _ in range(8):
+            if holdouts and rng.random() < held_share:
+                turn = _draw_held(rng, _choice(rng, list(holdouts)), anchor)
+            else:
+                turn = _draw_free(rng, k, num_turns, anchor, prev)
+            if prev is None or turn.question != prev.question:
+                break
+        turns.append(turn)
+        anchor = turn.anchor
+    return tuple(turns)
+
+
+def is_fallback(text: str) -> bool:
+    """Whether ``text`` is one of the off-domain fallback answers (case, punctuation and spacing ignored)."""
+    return normalise(text) in {normalise(a) for a, _ in FALLBACKS.values()}
