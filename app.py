@@ -1,6 +1,6 @@
 """A²-LLM demo app (Gradio).
 
-    python app.py                      # http://127.0.0.1:7860, embedded defaults (open head)
+    python app.py                      # http://127.0.0.1:7860, embedded defaults (human head)
     python app.py --help
     python app.py --desktop            # no browser: talk through this machine's microphone and speaker
 
@@ -26,9 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--share", action="store_true", help="also open a public gradio.live share link (off by default)")
     ap.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / "a2llm-nano"),
                     help="A²-LLM checkpoint folder for the conversation (default: the embedded A²-LLM-nano)")
-    ap.add_argument("--head", default="open",
-                    help="default head: open (embedded procedural head), flame (real FLAME in checkpoints/flame/), "
-                         "a FLAME folder or a head .npz (default: open)")
+    ap.add_argument("--head", default="human",
+                    help="default head: human (MakeHuman CC0 head with ARKit face units, female identity), "
+                         "human-male, open (embedded procedural head), flame (real FLAME in checkpoints/flame/), "
+                         "a FLAME folder or a head .npz (default: human)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for the model (default 1: the nano engine is fastest on one thread, and the "
                          "rendering thread and ffmpeg need the other cores)")
@@ -41,10 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def available_heads(default: str) -> list[str]:
-    """Heads offered in the UI: the open head, FLAME when its files are present, and the chosen default."""
+    """Heads offered in the UI: the human head's identities, the open head, FLAME when its files are present, and
+    the chosen default."""
     from a2llm.head import FLAME_DIR
 
-    heads = ["open"]
+    heads = ["human", "human-male", "open"]
     if any(FLAME_DIR.glob("*.pkl")) or any(FLAME_DIR.glob("*.npz")):
         heads.append("flame")
     if default not in heads:
@@ -52,7 +54,7 @@ def available_heads(default: str) -> list[str]:
     return heads
 
 
-def build_app(default_head: str = "open", checkpoint: str = str(ROOT / "checkpoints" / "a2llm-nano")):
+def build_app(default_head: str = "human", checkpoint: str = str(ROOT / "checkpoints" / "a2llm-nano")):
     import gradio as gr
 
     from ui import compare_tab, conversation_tab, head_tab, study_tab

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from a2llm.head import HEAD_CHOICES
+from a2llm.head import DEFAULT_HEAD, HEAD_CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,9 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--compare", type=Path, nargs="+", default=[], metavar="OTHER",
                     help="more motion files, drawn beside the first one")
     ap.add_argument("--labels", help="comma-separated captions, one per clip (default A,B,...)")
-    ap.add_argument("--head", default="open",
+    ap.add_argument("--head", default=DEFAULT_HEAD,
                     help=f"head model for parameter motions: {' | '.join(HEAD_CHOICES)} | FLAME folder | head .npz "
-                         "(default: open, the embedded procedural head)")
+                         "(default: human, the MakeHuman CC0 head with ARKit face units)")
     ap.add_argument("--size", type=int, default=512, help="tile size in pixels (default 512)")
     ap.add_argument("--kind", default="auto", help="input format for all files (default: auto-detect)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

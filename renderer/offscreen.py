@@ -41,12 +41,21 @@ def vertex_normals(verts: np.ndarray, faces: np.ndarray, op: sparse.csr_matrix |
     return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def frame_camera(neutral: np.ndarray, yfov: float, margin: float = 1.08) -> np.ndarray:
+def frame_camera(neutral: np.ndarray, yfov: float, margin: float = 1.08, box: np.ndarray | None = None) -> np.ndarray:
     """Camera-to-world pose [4, 4] looking down -z at the head, framing the crown down to below the chin.
 
     FLAME-like meshes carry a neck of varying length, so the frame is sized from the head's width
     (ears included) rather than from the full height: 1.5 widths tall, top-aligned at the crown.
+    A head that says what to show (``box``: [2, 3] min and max corners, e.g. the human head's bust from the
+    crown to below the shoulders' line) is framed to that box's height instead.
     """
+    if box is not None:
+        box = np.asarray(box, np.float64)
+        half = 0.5 * (box[1, 1] - box[0, 1])
+        center = np.array([0.5 * (box[0, 0] + box[1, 0]), 0.5 * (box[0, 1] + box[1, 1]), 0.0])
+        pose = np.eye(4)
+        pose[:3, 3] = center + [0.0, 0.0, half / np.tan(yfov / 2) + box[1, 2]]
+        return pose
     top = neutral[:, 1].max()
     width = neutral[:, 0].max() - neutral[:, 0].min()
     half = 0.5 * 1.5 * width * margin
@@ -66,10 +75,11 @@ class HeadRenderer:
         vertex_colors: [V, 3] albedo in [0, 1], or None for a uniform skin tone.
         size: output width and height in pixels (square), 512 by default.
         yfov: vertical field of view in radians (a long lens flattens less than a wide one).
+        frame: [2, 3] box the camera shows (see :func:`frame_camera`), or None to frame from the head's width.
     """
 
     def __init__(self, faces: np.ndarray, neutral: np.ndarray, vertex_colors: np.ndarray | None = None,
-                 size: int = 512, yfov: float = np.deg2rad(18.0)):
+                 size: int = 512, yfov: float = np.deg2rad(18.0), frame: np.ndarray | None = None):
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
         self.num_vertices = len(neutral)
         self.size = int(size)
@@ -81,9 +91,10 @@ class HeadRenderer:
                                              color_0=self._colors, indices=self.faces.astype(np.uint32))
         self.scene = pyrender.Scene(bg_color=(*BACKGROUND, 1.0), ambient_light=(0.0, 0.0, 0.0))
         self.scene.add(pyrender.Mesh([self._primitive]))
-        self.camera_pose = frame_camera(neutral, yfov)
+        self.camera_pose = frame_camera(neutral, yfov, box=frame)
         self.scene.add(pyrender.PerspectiveCamera(yfov=yfov, znear=0.05, zfar=5.0), pose=self.camera_pose)
         self._gl = pyrender.OffscreenRenderer(self.size, self.size)
+        HeadRenderer._live += 1
         self._gl._renderer._program_cache = ShaderProgramCache(shader_dir=str(SHADER_DIR))
         # pyrender reads back and linearises depth on every frame; we only need colour (~30 % of a frame).
         self._gl._renderer._read_main_framebuffer = self._read_color
@@ -91,7 +102,8 @@ class HeadRenderer:
 
     @classmethod
     def for_head(cls, head, size: int = 512, **kw) -> "HeadRenderer":
-        """Renderer for a :class:`a2llm.head.HeadModel` (uses its faces, neutral and colours)."""
+        """Renderer for a :class:`a2llm.head.HeadModel` (uses its faces, neutral, colours and frame)."""
+        kw.setdefault("frame", getattr(head, "frame", None))
         return cls(head.faces, head.neutral(), head.vertex_colors, size=size, **kw)
 
     def _upload(self, verts: np.ndarray) -> None:
@@ -129,10 +141,26 @@ class HeadRenderer:
         for verts in vertex_seq:
             yield self.render(verts)
 
+    #: Renderers whose GL context is alive. pyrender's EGL platform terminates the display when it deletes a
+    #: context, and every EGL renderer of the process shares that display: closing one renderer (a grid video
+    #: in the app, a CLI call in a test) would kill the contexts of all the others.
+    _live: int = 0
+
     def close(self) -> None:
-        if self._gl is not None:
+        if self._gl is None:
+            return
+        platform = self._gl._platform
+        HeadRenderer._live -= 1
+        if HeadRenderer._live > 0 and hasattr(platform, "_egl_display"):
+            from OpenGL.EGL import eglDestroyContext
+
+            platform.make_current()
+            self._gl._renderer.delete()
+            eglDestroyContext(platform._egl_display, platform._egl_context)   # the display stays up
+            platform._egl_context = platform._egl_display = None
+        else:
             self._gl.delete()
-            self._gl = None
+        self._gl = None
 
     def __enter__(self) -> "HeadRenderer":
         return self

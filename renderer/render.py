@@ -9,7 +9,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from a2llm.head import HeadModel, load_head
+from a2llm.head import DEFAULT_HEAD, HeadModel, load_head
 from a2llm.motion.io import MotionClip, VertexClip
 from renderer.grid import GridComposer
 from renderer.offscreen import HeadRenderer
@@ -94,7 +94,7 @@ def _head_for_vertices(num_vertices: int, head: HeadModel) -> HeadModel:
 
 
 def render_clips(clips: Sequence[MotionClip | VertexClip], out: str | Path, labels: Sequence[str] | None = None,
-                 head: HeadModel | str = "open", audio: np.ndarray | None = None, sample_rate: int | None = None,
+                 head: HeadModel | str = DEFAULT_HEAD, audio: np.ndarray | None = None, sample_rate: int | None = None,
                  size: int = 512, progress: bool = True) -> Path:
     """Render one clip, or several side by side, to an mp4 with one audio track.
 
@@ -121,7 +121,7 @@ def render_clips(clips: Sequence[MotionClip | VertexClip], out: str | Path, labe
     return on_gl_thread(work)
 
 
-def render_still(motion: np.ndarray, head: HeadModel | str = "open", size: int = 512) -> np.ndarray:
+def render_still(motion: np.ndarray, head: HeadModel | str = DEFAULT_HEAD, size: int = 512) -> np.ndarray:
     """One [58] motion frame -> [size, size, 3] uint8 image."""
     head = load_head(head) if isinstance(head, str) else head
     verts = head.vertices(np.asarray(motion, np.float32).reshape(1, -1))[0]
@@ -139,16 +139,13 @@ def _render_locked(clips, out, labels, head, audio, sample_rate, size, progress)
         audio, sample_rate = clips[0].audio, clips[0].sample_rate
     tracks = [_Track(c, head) for c in clips]
     num_frames = tracks[0].length
-    renderers: dict[int, HeadRenderer] = {}
-    for t in tracks:  # one renderer per topology: closing an EGL renderer tears down the shared display
-        if id(t.head) not in renderers:
-            renderers[id(t.head)] = HeadRenderer.for_head(t.head, size=size)
     grid = None
-    if len(clips) > 1:
+    if len(clips) > 1:         # checked before any renderer exists: a renderer left unclosed ends the EGL display
         labels = list(labels) if labels else [chr(ord("A") + i) for i in range(len(clips))]
         if len(labels) != len(clips):
             raise ValueError(f"{len(labels)} labels for {len(clips)} clips")
         grid = GridComposer(labels, size)
+    renderers: dict[int, HeadRenderer] = {}
 
     def frames() -> Iterator[np.ndarray]:
         streams = [t.frames(num_frames) for t in tracks]
@@ -157,6 +154,9 @@ def _render_locked(clips, out, labels, head, audio, sample_rate, size, progress)
             yield tiles[0] if grid is None else grid.compose(tiles)
 
     try:
+        for t in tracks:  # one renderer per topology: closing an EGL renderer tears down the shared display
+            if id(t.head) not in renderers:
+                renderers[id(t.head)] = HeadRenderer.for_head(t.head, size=size)
         return write_mp4(out, frames(), fps=FPS, audio=audio, sample_rate=sample_rate, num_frames=num_frames)
     finally:
         for r in renderers.values():

@@ -1,6 +1,9 @@
-"""Render the open head's reference poses into docs/head/ (the PNGs linked from README).
+"""Render reference poses of heads into docs/head/ (the PNGs linked from README and docs/HEAD.md).
 
-    python scripts/head_previews.py [--head open] [--out docs/head] [--size 512]
+    python scripts/head_previews.py [--head human human-male open] [--out docs/head] [--size 512]
+
+The open head's poses go straight into docs/head/ (as before); every other head gets a folder of its own,
+e.g. docs/head/human/neutral.png, docs/head/human-male/smile.png, with an overview strip of all its poses.
 """
 from __future__ import annotations
 
@@ -32,23 +35,33 @@ def poses() -> dict[str, np.ndarray]:
             "brows_raised": m(brow_raise=2.5), "eyes_closed": lids}
 
 
+def render_head(spec: str, out: Path, size: int) -> list[Path]:
+    head = load_head(spec)
+    folder = out if spec == "open" else out / spec
+    folder.mkdir(parents=True, exist_ok=True)
+    p = poses()
+    verts = head.vertices(np.stack(list(p.values())))
+    with HeadRenderer.for_head(head, size=size) as r:
+        frames = [r.render(v) for v in verts]
+    paths = []
+    for name, frame in zip(p, frames):
+        iio.imwrite(folder / f"{name}.png", frame)
+        paths.append(folder / f"{name}.png")
+    half = [f[::2, ::2] for f in frames]
+    iio.imwrite(folder / "overview.png", np.concatenate(half, axis=1))
+    return paths + [folder / "overview.png"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--head", default="open")
+    ap.add_argument("--head", nargs="+", default=["human", "human-male"],
+                    help="heads to render (default: both identities of the human head)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "head")
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
-    head = load_head(args.head)
-    args.out.mkdir(parents=True, exist_ok=True)
-    p = poses()
-    verts = head.vertices(np.stack(list(p.values())))
-    with HeadRenderer.for_head(head, size=args.size) as r:
-        frames = [r.render(v) for v in verts]
-    for name, frame in zip(p, frames):
-        iio.imwrite(args.out / f"{name}.png", frame)
-        print(args.out / f"{name}.png")
-    half = [f[::2, ::2] for f in frames]
-    iio.imwrite(args.out / "overview.png", np.concatenate(half, axis=1))
+    for spec in args.head:
+        for path in render_head(spec, args.out, args.size):
+            print(path)
 
 
 if __name__ == "__main__":

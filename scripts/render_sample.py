@@ -1,6 +1,6 @@
 """Render one FLAME-QA sample: an mp4 with its speech, and a strip of frames (docs/DATA.md's picture).
 
-    python scripts/render_sample.py DATA_DIR [--id nano-000006] [--out docs/data] [--frames 8]
+    python scripts/render_sample.py DATA_DIR [--id nano-000006] [--out docs/data] [--frames 8] [--head human]
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from a2llm.data import load_flame_qa  # noqa: E402
-from a2llm.head import load_head  # noqa: E402
+from a2llm.head import DEFAULT_HEAD, load_head  # noqa: E402
 from a2llm.motion.io import MotionClip  # noqa: E402
 from renderer.grid import label_band  # noqa: E402
 from renderer.offscreen import HeadRenderer  # noqa: E402
@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--id", help="sample id (default: the first happy sample with a laugh)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "data")
     ap.add_argument("--frames", type=int, default=8, help="frames in the strip")
+    ap.add_argument("--head", default=DEFAULT_HEAD, help=f"head to render (default: {DEFAULT_HEAD})")
     args = ap.parse_args()
     ds = load_flame_qa(args.data)
     ids = [ds.record(i)["id"] for i in range(len(ds))]
@@ -37,8 +38,8 @@ def main() -> None:
     s = ds[index]
     args.out.mkdir(parents=True, exist_ok=True)
     video = render_clips([MotionClip(s.motion, audio=s.response_audio, sample_rate=s.sample_rate)],
-                         args.out / f"{s.id}.mp4", size=384, progress=False)
-    head = load_head("open")
+                         args.out / f"{s.id}.mp4", head=args.head, size=384, progress=False)
+    head = load_head(args.head)
     picks = np.linspace(0, len(s.motion) - 1, args.frames).round().astype(int)
     with HeadRenderer.for_head(head, size=256) as r:
         tiles = [r.render(v) for v in head.vertices(s.motion[picks])]

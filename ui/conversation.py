@@ -29,6 +29,7 @@ class TurnUpdate:
     metrics: dict | None = None
     video: Path | None = None          # the whole turn, at the end
     motion: Path | None = None         # the turn's motion (.npz with its speech), at the end
+    exports: tuple[Path, ...] = ()     # the same motion as ARKit-52 .json / .csv and a .glb of the human head
 
 
 def prepare_audio(sample_rate: int, data: np.ndarray) -> np.ndarray:
@@ -208,6 +209,7 @@ class ChatSession:
         speech = np.concatenate(audio_all) if audio_all else np.zeros(0, np.float32)
         motion = np.concatenate(motion_all) if motion_all else np.zeros((0, 58), np.float32)
         video = motion_file = None
+        exports: tuple[Path, ...] = ()
         if frames_all:
             video = out_dir / "turn.mp4"
             write_mp4(video, frames_all, audio=speech, sample_rate=engine.detok.sample_rate)
@@ -215,10 +217,26 @@ class ChatSession:
 
             motion_file = out_dir / "turn_motion.npz"
             save_motion(motion_file, motion, audio=speech, sample_rate=engine.detok.sample_rate)
+            exports = _exports(motion, out_dir / "turn", self.head)
         self.history[-1]["content"] = (metrics or {}).get("text") or reply.strip() or "…"
         if metrics is not None:
             self.turns.append(metrics)
-        yield TurnUpdate(text=reply, metrics=metrics, video=video, motion=motion_file)
+        yield TurnUpdate(text=reply, metrics=metrics, video=video, motion=motion_file, exports=exports)
+
+
+def _exports(motion: np.ndarray, stem: Path, head: str) -> tuple[Path, ...]:
+    """The turn's motion as ARKit-52 JSON / CSV and a .glb (the human head of the session's identity, or the
+    default one for the open head and FLAME); an export that fails costs the turn nothing but its downloads."""
+    from a2llm.head import human_identity
+    from a2llm.motion.export import export_all
+
+    try:
+        return tuple(export_all(motion, stem, identity=human_identity(str(head))))
+    except (OSError, ValueError) as e:
+        import warnings
+
+        warnings.warn(f"motion export failed: {e}", stacklevel=2)
+        return ()
 
 
 def chat_text(text: str, checkpoint: str = "checkpoints/a2llm-nano", head: str = "open",

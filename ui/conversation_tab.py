@@ -67,9 +67,14 @@ def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str, 
                        keep, session)
             else:
                 yield (keep, session.history, _metrics_md(up.metrics), _stages(up.metrics), _plot(session.turns),
-                       str(up.video) if up.video else None, str(up.motion) if up.motion else None, "", session)
+                       str(up.video) if up.video else None, _motion_files(up), "", session)
     except (ValueError, RuntimeError, OSError) as e:
         raise gr.Error(str(e)) from e
+
+
+def _motion_files(up) -> list[str] | None:
+    """The turn's motion downloads: the .npz, then its ARKit .json / .csv and the .glb."""
+    return [str(p) for p in (up.motion, *up.exports) if p is not None] or None
 
 
 def stop(session: ChatSession | None):
@@ -215,7 +220,8 @@ def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
                                     info="applies from the next turn")
                 ckpt = gr.Textbox(value=checkpoint, label="Checkpoint")
             full = gr.File(label="The turn's video (.mp4)")
-            motion = gr.File(label="The turn's motion (.npz)")
+            motion = gr.File(label="The turn's motion (.npz; ARKit-52 .json / .csv; glTF .glb of the head)",
+                             file_count="multiple")
     outs = [video, chat, metrics, stages, plot, full, motion, text, session]
     send.click(respond, [text, gr.State(None), session, head, ckpt, voice], outs)
     text.submit(respond, [text, gr.State(None), session, head, ckpt, voice], outs)

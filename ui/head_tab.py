@@ -32,8 +32,9 @@ def render_pose(head: str, jaw: float, yaw: float, pitch: float, eyelids: float,
 
 
 def build(head_choices: list[str], default_head: str) -> None:
-    gr.Markdown("Expression sliders are the open head's semantic bases (columns of the motion's expression "
-                "block); on real FLAME the same columns are FLAME's PCA components.")
+    gr.Markdown("Expression sliders are the motion's semantic expression columns: on the human head they drive "
+                "ARKit face units (smile -> mouthSmileLeft/Right, brow raise -> browInnerUp + browOuterUp, ...), on "
+                "the open head its own bases, on real FLAME the same columns are FLAME's PCA components.")
     with gr.Row():
         with gr.Column():
             head = gr.Dropdown(head_choices, value=default_head, label="Head")

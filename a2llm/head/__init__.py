@@ -1,7 +1,9 @@
-"""Parametric head models: the procedural open default head and real FLAME, behind one interface.
+"""Parametric head models: the human head, the procedural open head and real FLAME, behind one interface.
 
     from a2llm.head import load_head
-    head = load_head("open")            # the embedded default, checkpoints/open_head/open_head.npz
+    head = load_head("human")           # the app's default avatar (MakeHuman CC0 + ARKit units), female identity
+    head = load_head("human-male")      # the same head, male identity (HUMAN_IDENTITIES)
+    head = load_head("open")            # the procedural open head, checkpoints/open_head/open_head.npz
     head = load_head("flame")           # real FLAME from checkpoints/flame/ (see checkpoints/flame/README.md)
     verts = head.vertices(motion)       # [T, 58] -> [T, V, 3]
 """
@@ -16,17 +18,39 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 OPEN_HEAD_PATH = REPO_ROOT / "checkpoints" / "open_head" / "open_head.npz"
 FLAME_DIR = REPO_ROOT / "checkpoints" / "flame"
 
-HEAD_CHOICES = ("open", "flame")
+#: Identities of the human head: "human" is the default one ("human-female").
+HUMAN_IDENTITIES = ("female", "male")
+HEAD_CHOICES = ("human", "human-male", "open", "flame")
+#: The head the app, the renderer and desktop mode show unless told otherwise. (Training and the metrics' CLI
+#: keep their own default, the open head the motion tokenizer was trained with.)
+DEFAULT_HEAD = "human"
+
+
+def human_identity(spec: str) -> str | None:
+    """"human" -> the default identity, "human-NAME" -> NAME; None for any other spec."""
+    if spec == "human":
+        from a2llm.head.human import DEFAULT_IDENTITY
+
+        return DEFAULT_IDENTITY
+    if spec.startswith("human-") and not spec.endswith(".npz"):
+        return spec[len("human-"):]
+    return None
 
 
 def load_head_data(spec: str | Path = "open") -> HeadData:
     """Resolve a head spec to its arrays.
 
     Args:
-        spec: "open" (the committed open default head), "flame" (real FLAME in checkpoints/flame/),
-            a folder holding FLAME files, or a converted head ``.npz``.
+        spec: "human" / "human-<identity>" (the committed human head, checkpoints/human_head/), "open" (the
+            committed procedural head), "flame" (real FLAME in checkpoints/flame/), a folder holding FLAME
+            files, or a converted head ``.npz``.
     """
     spec_s = str(spec)
+    identity = human_identity(spec_s)
+    if identity is not None:
+        from a2llm.head.human import load_human_data
+
+        return load_human_data(identity)
     if spec_s == "open":
         if not OPEN_HEAD_PATH.exists():
             raise FileNotFoundError(
@@ -57,4 +81,4 @@ def load_head(spec: str | Path = "open") -> HeadModel:
 
 
 __all__ = ["HeadData", "HeadModel", "load_head", "load_head_data", "REGIONS", "LANDMARKS", "HEAD_CHOICES",
-           "OPEN_HEAD_PATH", "FLAME_DIR"]
+           "DEFAULT_HEAD", "HUMAN_IDENTITIES", "human_identity", "OPEN_HEAD_PATH", "FLAME_DIR"]

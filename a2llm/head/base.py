@@ -42,6 +42,10 @@ class HeadData:
         regions: name -> vertex indices; must contain :data:`REGIONS`.
         landmarks: name -> vertex index; must contain :data:`LANDMARKS`.
         vertex_colors: [V, 3] float in [0, 1] for rendering, or None (the renderer picks a skin tone).
+        global_joint: the joint the motion's global rotation turns: "root" (FLAME: the whole mesh turns) or
+            "neck" (a bust: the head turns on the neck, root-weighted shoulders stay still).
+        frame: [2, 3] min and max corners of the box the renderer's camera should show, or None (framed
+            from the head's width).
     """
 
     name: str
@@ -55,6 +59,8 @@ class HeadData:
     regions: dict[str, np.ndarray] = field(default_factory=dict)
     landmarks: dict[str, int] = field(default_factory=dict)
     vertex_colors: np.ndarray | None = None
+    global_joint: str = "root"
+    frame: np.ndarray | None = None
 
     def validate(self) -> None:
         """Raise ValueError when arrays disagree in shape or a required region/landmark is missing."""
@@ -70,6 +76,8 @@ class HeadData:
              f"posedirs must be [36, {V * 3}]"),
             (self.eyelid_dirs is None or self.eyelid_dirs.shape == (2, V, 3), f"eyelid_dirs must be [2, {V}, 3]"),
             (self.vertex_colors is None or self.vertex_colors.shape == (V, 3), f"vertex_colors must be [{V}, 3]"),
+            (self.global_joint in ("root", "neck"), f"global_joint must be 'root' or 'neck', got {self.global_joint!r}"),
+            (self.frame is None or np.shape(self.frame) == (2, 3), "frame must be [2, 3] (min and max corners)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -97,6 +105,10 @@ class HeadData:
             arrays["eyelid_dirs"] = self.eyelid_dirs.astype(np.float32)
         if self.vertex_colors is not None:
             arrays["vertex_colors"] = self.vertex_colors.astype(np.float32)
+        if self.global_joint != "root":
+            arrays["global_joint"] = np.array(self.global_joint)
+        if self.frame is not None:
+            arrays["frame"] = np.asarray(self.frame, np.float32)
         for k, v in self.regions.items():
             arrays[f"region_{k}"] = np.asarray(v, dtype=np.int32)
         for k, v in self.landmarks.items():
@@ -117,6 +129,8 @@ class HeadData:
                 posedirs=get("posedirs"),
                 eyelid_dirs=get("eyelid_dirs"),
                 vertex_colors=get("vertex_colors"),
+                global_joint=str(z["global_joint"]) if "global_joint" in z.files else "root",
+                frame=get("frame"),
                 regions={k[len("region_"):]: z[k].astype(np.int64) for k in z.files if k.startswith("region_")},
                 landmarks={k[len("landmark_"):]: int(z[k]) for k in z.files if k.startswith("landmark_")},
             )
@@ -139,6 +153,9 @@ class HeadModel(torch.nn.Module):
         self.regions = {k: np.asarray(v, dtype=np.int64) for k, v in data.regions.items()}
         self.landmarks = {k: int(v) for k, v in data.landmarks.items()}
         self.vertex_colors = data.vertex_colors
+        self.frame = None if data.frame is None else np.asarray(data.frame, np.float32)
+        self.global_joint = data.global_joint
+        self._global_index = JOINTS.index(data.global_joint)   # 0 (root) or 1 (neck)
         self.has_eyelids = data.eyelid_dirs is not None
         self._warned_eyelids = False
         V = data.template.shape[0]
@@ -184,7 +201,8 @@ class HeadModel(torch.nn.Module):
         v_template = self.template.to(dtype) + torch.einsum("bk,kvc->bvc", lids, self.eyelid_dirs.to(dtype))
         glob = torch.zeros_like(m[:, GLOBAL]) if canonical else m[:, GLOBAL]
         zeros = torch.zeros_like(glob)
-        pose = torch.cat([glob, zeros, m[:, JAW], zeros, zeros], dim=1)
+        root, neck = (glob, zeros) if self._global_index == 0 else (zeros, glob)
+        pose = torch.cat([root, neck, m[:, JAW], zeros, zeros], dim=1)
         verts, _ = lbs(m[:, EXPR], pose, v_template, self.expr_dirs.to(dtype), self.posedirs.to(dtype),
                        self.J_regressor.to(dtype), self.parents, self.lbs_weights.to(dtype))
         return verts.reshape(*lead, self.num_vertices, 3)
@@ -192,9 +210,11 @@ class HeadModel(torch.nn.Module):
     def skin_subset(self, motion: torch.Tensor, idx: torch.Tensor, canonical: bool = True) -> torch.Tensor:
         """Vertices ``idx`` only: [..., 58] -> [..., len(idx), 3]; equals ``forward(...)[..., idx, :]``.
 
-        The motion layout poses only two joints — global rotation (root) and jaw; neck and eyes stay at
-        rest — so linear blend skinning reduces exactly to
-        ``v' = v + w_jaw (R_jaw (v - j_jaw) + j_jaw - v)`` followed by ``R_g (v' - j_root) + j_root``.
+        The motion layout poses only two joints — global rotation (root, or neck for a bust) and jaw; the
+        others stay at rest — so linear blend skinning reduces exactly to
+        ``v' = v + w_jaw (R_jaw (v - j_jaw) + j_jaw - v)`` followed by ``R_g (v' - j_root) + j_root``; for a
+        neck-turned head the second step is ``v' + (1 - w_root) (R_g (v' - j_neck) + j_neck - v')``, exact as
+        long as no vertex has both root and jaw weight.
         Joints come from the regressor applied to the template and blendshapes before they are
         expanded per vertex (J = R t + (R E) psi). The cost is O(len(idx)) instead of a [B, V, 4, 4]
         transform per vertex, which makes the tokenizer's vertex losses affordable on a CPU.
@@ -221,8 +241,10 @@ class HeadModel(torch.nn.Module):
         jawed = torch.einsum("brc,bvc->bvr", rot_jaw, v - j_jaw) + j_jaw
         v = v + self.lbs_weights[idx, 2].to(dtype)[None, :, None] * (jawed - v)
         if not canonical:
-            rot_g, j_root = batch_rodrigues(m[:, GLOBAL]), J[:, 0:1]
-            v = torch.einsum("brc,bvc->bvr", rot_g, v - j_root) + j_root
+            gi = self._global_index
+            rot_g, j_g = batch_rodrigues(m[:, GLOBAL]), J[:, gi:gi + 1]
+            turned = torch.einsum("brc,bvc->bvr", rot_g, v - j_g) + j_g
+            v = turned if gi == 0 else v + (1 - self.lbs_weights[idx, 0].to(dtype))[None, :, None] * (turned - v)
         return v.reshape(*lead, n, 3)
 
     @torch.no_grad()

@@ -13,7 +13,10 @@ void main()
 {
     vec3 n = normalize(frag_normal);
     vec3 v = normalize(cam_pos - frag_position);
-    if (dot(n, v) < 0.0) n = -n;             // inner walls (mouth) are lit like outer ones
+    // Normals facing away (inner walls of the mouth; smooth normals at a silhouette) are mirrored into the
+    // visible hemisphere: a plain flip would turn a shoulder's upward normal downward and draw a dark rim.
+    float nv = dot(n, v);
+    if (nv < 0.0) n = normalize(n - 2.0 * nv * v);
     const vec3 key = vec3(0.42, 0.45, 0.79);   // normalised directions, world space
     const vec3 fill = vec3(-0.62, 0.12, 0.78);
     const vec3 rim = vec3(0.0, 0.55, -0.83);
