@@ -19,11 +19,12 @@ def test_tables_json_has_every_table_and_metric(tiny_run, tiny_corpus, tmp_path,
     assert list(r["curriculum_stages"]) == ["stage1", "stage2", "stage3"]   # the curriculum's stages, in order
     for table in ("table3", "table4", "table6", "curriculum_stages"):
         for row in r[table].values():
-            assert set(row) == set(METRIC_KEYS)
+            assert set(row) == set(METRIC_KEYS) | {"upper_face_jitter_pooled"}
             assert all(len(cell) == 2 for cell in row.values())            # [mean, std]
     assert r["table6"]["joint"] == r["table3"]["a2llm-nano"]
     gt = r["table3"]["ground truth"]
     assert gt["mod_mm"] == [0.0, 0.0] and gt["upper_face_err_mm"] == [0.0, 0.0]
+    assert gt["upper_face_jitter_pooled"] == [1.0, 0.0]
     assert 0.0 <= r["aqaa_accuracy"] <= 1.0 and r["tts_per"] >= 0.0
     assert fig.exists() and fig.stat().st_size > 1000
 
