@@ -3,7 +3,7 @@
     with AppBrowser("http://127.0.0.1:7860/") as b:
         b.tab("Conversation")
         b.type_turn("How was the concert?")
-        b.wait_video_playing()
+        b.wait_avatar_playing()
         b.screenshot("docs/screenshots/conversation.png")
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (scripts/setup.sh installs them) and the selenium package.
@@ -118,6 +118,38 @@ class AppBrowser:
         self.fill("How was the concert?", text)
         self.click("Send")
 
+    def paste_turn(self, text: str) -> None:
+        """Put ``text`` into the message box at once (as a paste would: send_keys of 20,000 characters takes
+        minutes) and press Send."""
+        box = self.js("""for (const el of document.querySelectorAll('textarea'))
+                           if (el.offsetParent && el.placeholder === 'How was the concert?') return el;
+                         return null;""")
+        if box is None:
+            raise LookupError("no visible message box")
+        self.js("""const el = arguments[0], text = arguments[1];
+                   Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set.call(el, text);
+                   el.dispatchEvent(new Event('input', {bubbles: true}));""", box, text)
+        time.sleep(0.3)
+        self.click("Send")
+
+    def status(self, elem_id: str = "a2llm-status") -> str:
+        """The text of a message line (the Conversation tab's by default)."""
+        return self.js("const e = document.getElementById(arguments[0]); return e ? e.innerText.trim() : '';",
+                       elem_id)
+
+    def visible(self, elem_id: str) -> bool:
+        """Whether the element with this id is displayed (it and its parents, with a size)."""
+        return bool(self.js("""const e = document.getElementById(arguments[0]);
+                               if (!e) return false;
+                               const r = e.getBoundingClientRect();
+                               return e.offsetParent !== null && r.width > 0 && r.height > 0;""", elem_id))
+
+    def error_badges(self) -> int:
+        """How many components show Gradio's error state (the red "Error" badge over a panel)."""
+        return int(self.js("""return Array.from(document.querySelectorAll('.wrap, .error, span'))
+                                .filter(e => e.offsetParent && e.innerText && e.innerText.trim() === 'Error')
+                                .length;"""))
+
     def videos(self) -> list[dict]:
         """Every visible <video>: its source, position, paused flag, readiness and error code."""
         return self.js("""return Array.from(document.querySelectorAll('video')).filter(v => v.offsetParent !== null)
@@ -129,6 +161,21 @@ class AppBrowser:
         def playing():
             return next((v for v in self.videos() if v["time"] >= seconds and v["error"] is None), None)
         return self.wait_for(playing, timeout, f"a video to play {seconds} s")
+
+    def avatar(self) -> dict | None:
+        """The streamed reply's <video> (``#a2llm-avatar``; not the idle loop): source, position, state."""
+        return self.js("""const v = document.querySelector('#a2llm-avatar video');
+                          return v && v.offsetParent !== null ? {src: v.currentSrc, time: v.currentTime,
+                                 paused: v.paused, ready: v.readyState, error: v.error ? v.error.code : null}
+                                 : null;""")
+
+    def wait_avatar_playing(self, timeout: float = 180, seconds: float = 0.5, other_than: str | None = None) -> dict:
+        """Until the streamed reply (a source other than ``other_than``: the reply before) has played ``seconds``."""
+        def playing():
+            v = self.avatar()
+            ok = v and v["src"] and v["src"] != other_than and v["time"] >= seconds and v["error"] is None
+            return v if ok else None
+        return self.wait_for(playing, timeout, f"the avatar's reply to play {seconds} s")
 
     def text(self) -> str:
         return self.js("return document.body.innerText")

@@ -11,6 +11,7 @@ from a2llm.eval.plots import plot_mouth_openings
 from a2llm.head import load_head
 from a2llm.motion.importers import import_motion
 from a2llm.motion.io import MotionClip
+from ui.errors import refuse
 from ui.files import new_output
 
 IMPORT_KINDS = ("auto", "a2llm", "artalk", "diffposetalk", "smirk", "vertices")
@@ -40,11 +41,12 @@ def compare(reference: str, others: list[str], labels: str = "", audio: str | No
     from renderer.render import render_clips
 
     if not reference:
-        raise gr.Error("Upload a reference motion file first.")
+        raise refuse("compare", "Upload a reference motion file first.")
     paths = [Path(reference)] + [Path(p) for p in (others or [])]
     names = [s.strip() for s in labels.split(",")] if labels and labels.strip() else [p.stem for p in paths]
     if len(names) != len(paths):
-        raise gr.Error(f"{len(names)} labels for {len(paths)} files: give one label per file, reference first.")
+        raise refuse("compare", f"{len(names)} labels for {len(paths)} files: give one label per file, "
+                                "reference first.")
     try:
         clips = [import_motion(p, kind=kind) for p in paths]
         model = load_head(head)
@@ -59,7 +61,7 @@ def compare(reference: str, others: list[str], labels: str = "", audio: str | No
             curves[name] = mouth_opening(to_vertices(_data(clip), model), model)
         plot = plot_mouth_openings(curves, new_output(".png", "mouth"), title=f"Mouth opening (reference: {names[0]})")
     except (OSError, ValueError, RuntimeError) as e:
-        raise gr.Error(str(e)) from e
+        raise refuse("compare", e) from e
     return str(video), rows, str(plot)
 
 
@@ -73,7 +75,7 @@ def compare_nano(sentence: str, emotion: str = "neutral", head: str = "open", si
     try:
         files = animate_with_nano_systems(spoken_sample(sentence, emotion), checkpoint)
     except (OSError, ValueError, RuntimeError) as e:
-        raise gr.Error(str(e)) from e
+        raise refuse("compare_nano", e) from e
     names, paths = list(files), [str(p) for p in files.values()]
     video, rows, plot = compare(paths[0], paths[1:], ", ".join(names), None, head, "a2llm", size)
     return paths[0], paths[1:], ", ".join(names), video, rows, plot

@@ -1,14 +1,26 @@
-"""Conversation tab: speak or type, and the avatar answers with streamed video (speech + face) and live metrics."""
+"""Conversation tab: speak or type, and the avatar answers with streamed video (speech + face) and live metrics.
+
+Nothing a visitor sends breaks the session: a refused turn (no visible characters, over 1,000 characters, no
+speech in a recording, a message the context cannot hold) shows in the message line under the text box, and every
+panel and the dialogue stay as they were. Before the first turn the tab shows what the model can talk about,
+clickable example questions and the avatar idling; it gives way to the streamed reply at the first turn.
+"""
 from __future__ import annotations
 
 import time
 
 import gradio as gr
 
-from ui.conversation import SAMPLE_RATE, ChatSession, chat_audio, chat_text, prepare_audio, voice_choices
+from ui import checkpoints
+from ui.conversation import SAMPLE_RATE, ChatSession, prepare_audio, voice_choices
+from ui.errors import note, status
 from ui.handsfree import HandsFree
+from ui.media import StreamConfig
+from ui.validate import check_speech, check_text
 
 STAGE_ROWS = ("encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer")
+#: How replies are streamed (the app's --segments); set by build().
+SETTINGS = {"stream": StreamConfig(), "heads": None}
 
 
 def _metrics_md(m: dict | None) -> str:
@@ -47,34 +59,79 @@ def _plot(turns: list[dict]):
     return str(path)
 
 
-def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str, voice: str | None = None):
-    """One turn: yields (segment, chat, metrics, stages, plot, video file, motion file, text box, session)."""
-    session = session or ChatSession(checkpoint=checkpoint, head=head)
-    session.head, session.checkpoint, session.voice = head, checkpoint, voice or None
-    audio = None
-    if mic is not None:
-        try:
-            audio = prepare_audio(*mic)
-        except ValueError as e:
-            raise gr.Error(str(e)) from e
-    elif not text or not text.strip():
-        raise gr.Error("Type a message or record a question first.")
+def _chat(session: ChatSession | None) -> list[dict]:
+    """A copy of the dialogue (Gradio diffs each update against the last one it sent)."""
+    return [dict(m) for m in session.history] if session is not None else []
+
+
+def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str, voice: str | None = None,
+            vad: bool = True):
+    """One turn: yields (segment, chat, metrics, stages, plot, video file, motion files, text box, session,
+    message line, idle avatar). Never raises for a refused turn: the message line says why.
+
+    ``mic``: (rate, samples) of a recorded turn (``text`` is then ignored); ``vad``: check it holds speech
+    (hands-free turns were cut by a VAD already)."""
     keep = gr.update()
+
+    def refused(message, where: str, first_turn: bool):
+        shown = gr.update(visible=False) if first_turn else keep
+        return (shown, _chat(session), keep, keep, keep, keep, keep, keep, session, status(note(where, message)),
+                gr.update(visible=True) if first_turn else keep)
+
+    first = session is None or not session.turns
+    try:
+        folder = str(checkpoints.resolve(checkpoint))
+        heads = SETTINGS["heads"]
+        if heads is not None and head not in heads:       # load_head takes folders too: only the offered ones
+            raise ValueError(f"unknown head {str(head).replace(chr(92), '/').split('/')[-1]!r}: choose one of "
+                             f"{', '.join(heads)}")
+        audio = None
+        if mic is not None:
+            audio = prepare_audio(*mic)
+            if vad:
+                check_speech(audio)
+        else:
+            text = check_text(text)
+    except ValueError as e:
+        yield refused(e, "turn", first)
+        return
+    restarted = session is not None and session.checkpoint != folder and bool(session.history)
+    session = session or ChatSession(checkpoint=folder, head=head, stream=SETTINGS["stream"])
+    session.head, session.checkpoint, session.voice = head, folder, voice or None
+    busy = "The avatar is answering…" + (" (new checkpoint: a new dialogue)" if restarted else "")
+    accepted = False
     try:
         for up in session.respond(text=None if audio is not None else text, audio=audio):
-            if up.metrics is None:
-                yield (str(up.segment) if up.segment else keep, session.history, keep, keep, keep, keep, keep,
-                       keep, session)
+            if not accepted:                      # the turn is under way: show it, the reply's box, the dialogue
+                accepted = True
+                yield (gr.update(visible=True), _chat(session), keep, keep, keep, keep, keep,
+                       "" if audio is None else keep, session, status(busy, "busy"), gr.update(visible=False))
+            elif up.metrics is None:
+                yield (str(up.segment) if up.segment else keep, _chat(session), keep, keep, keep, keep, keep,
+                       keep, session, keep, keep)
             else:
-                yield (keep, session.history, _metrics_md(up.metrics), _stages(up.metrics), _plot(session.turns),
-                       str(up.video) if up.video else None, _motion_files(up), "", session)
+                yield (keep, _chat(session), _metrics_md(up.metrics), _stages(up.metrics), _plot(session.turns),
+                       str(up.video) if up.video else None, _motion_files(up), keep, session, "", keep)
     except (ValueError, RuntimeError, OSError) as e:
-        raise gr.Error(str(e)) from e
+        yield refused(e, "turn", not session.turns)
 
 
 def _motion_files(up) -> list[str] | None:
     """The turn's motion downloads: the .npz, then its ARKit .json / .csv and the .glb."""
     return [str(p) for p in (up.motion, *up.exports) if p is not None] or None
+
+
+def send_text(text, session, head, checkpoint, voice=None):
+    """A typed turn (the Send button and Enter)."""
+    yield from respond(text, None, session, head, checkpoint, voice)
+
+
+def send_recording(mic, session, head, checkpoint, voice=None):
+    """A recorded or uploaded turn."""
+    if mic is None:                       # the recorder was cleared: nothing to answer
+        yield (gr.update(),) * 8 + (session, "", gr.update())
+        return
+    yield from respond("", mic, session, head, checkpoint, voice)
 
 
 def stop(session: ChatSession | None):
@@ -83,9 +140,34 @@ def stop(session: ChatSession | None):
 
 
 def clear(session: ChatSession | None):
+    """New dialogue: an empty dialogue and panels, the idle avatar back."""
     if session is not None:
         session.reset()
-    return [], _metrics_md(None), [], None, session
+    return ([], _metrics_md(None), [], None, session, "", gr.update(value=None, visible=False),
+            gr.update(visible=True))
+
+
+def pick_example(sample) -> str:
+    return sample[0] if isinstance(sample, (list, tuple)) else str(sample)
+
+
+def checkpoint_changed(name: str):
+    """The voices of the chosen checkpoint (its dialogue restarts at the next turn)."""
+    try:
+        voices = voice_choices(str(checkpoints.resolve(name)))
+    except ValueError as e:
+        return gr.update(), status(note("checkpoint", e))
+    return gr.update(choices=voices, value=voices[0]), ""
+
+
+def idle_for_head(head: str):
+    from ui.welcome import idle_clip
+
+    try:
+        return str(idle_clip(head))
+    except (OSError, ValueError, RuntimeError) as e:
+        note("idle avatar", e)
+        return gr.update()
 
 
 # ------------------------------------------------------------------------------------------ hands-free
@@ -107,7 +189,7 @@ def handsfree_stream(chunk, hf: HandsFree | None, turns: int, cuts: int):
     try:
         fed = hf.feed(*chunk)
     except ValueError as e:
-        raise gr.Error(f"hands-free microphone: {e}") from e
+        return hf, turns, cuts, f"⚠️ hands-free microphone: {note('hands-free', e)}"
     return hf, turns + fed.turns, cuts + fed.barged_in, hf.status()
 
 
@@ -133,16 +215,17 @@ def handsfree_respond(hf: HandsFree | None, session: ChatSession | None, head: s
     keep = gr.update()
     audio = hf.take_turn() if hf is not None else None
     if audio is None:                     # a trigger whose turns an earlier run already answered
-        yield (keep,) * 9
+        yield (keep,) * 11
         return
-    session = session or ChatSession(checkpoint=checkpoint, head=head)
+    session = session or ChatSession(checkpoint=str(checkpoints.resolve(checkpoint)), head=head,
+                                     stream=SETTINGS["stream"])
     hf.begin_reply(session)               # from here on the user's voice cancels this reply
     started, speech_s = None, 0.0
     try:
-        for out in respond("", (SAMPLE_RATE, audio), session, head, checkpoint, voice):
+        for out in respond("", (SAMPLE_RATE, audio), session, head, checkpoint, voice, vad=False):
             if started is None and isinstance(out[0], str):
                 started = time.monotonic()            # the first segment is on its way to the browser
-            if isinstance(out[2], str):               # the final update: the metrics are in
+            if isinstance(out[2], str) and session.turns:  # the final update: the metrics are in
                 speech_s = session.turns[-1]["speech_s"]
             yield out[:7] + (keep,) + out[8:]
     finally:
@@ -156,50 +239,52 @@ def handsfree_clear(hf: HandsFree | None):
         hf.reset()
 
 
-def api_chat_text(text: str, head: str = "open", checkpoint: str = "checkpoints/a2llm-nano",
-                  voice: str | None = None):
-    try:
-        return chat_text(text, checkpoint=checkpoint, head=head, voice=voice or None)
-    except (ValueError, RuntimeError, OSError) as e:
-        raise gr.Error(str(e)) from e
-
-
-def api_chat_audio(path, head: str = "open", checkpoint: str = "checkpoints/a2llm-nano"):
-    if path is None:
-        raise gr.Error("Upload an audio file with the spoken question.")
-    try:
-        return chat_audio(getattr(path, "name", path), checkpoint=checkpoint, head=head)
-    except (ValueError, RuntimeError, OSError) as e:
-        raise gr.Error(str(e)) from e
-
-
-def _wire_handsfree(mic, status, new, outs, session, head, ckpt, voice) -> None:
-    """The hands-free events (see the comment above handsfree_stream)."""
+def _wire_handsfree(mic, status_md, new, outs, session, head, ckpt, voice) -> None:
+    """The hands-free events (see the comment above handsfree_stream); none is an API endpoint."""
     hf, turns, cuts = gr.State(None), gr.State(0), gr.State(0)
+    private = {"api_visibility": "private"}
     # concurrency_limit=None: a stream holds its queue slot for as long as the user talks, and costs a few ms
     # a chunk, so it must not keep other sessions' streams waiting. No time_limit: it counts processing time
     # (~4 % of the wall clock here), and a closed tab ends the stream anyway (Gradio waits 30 s for a chunk).
-    mic.stream(handsfree_stream, [mic, hf, turns, cuts], [hf, turns, cuts, status], stream_every=HANDSFREE_EVERY,
-               concurrency_limit=None, show_progress="hidden")
-    mic.start_recording(handsfree_start, [hf], [hf, status], show_progress="hidden")
-    mic.stop_recording(handsfree_stop, [hf, turns], [hf, turns, status], show_progress="hidden")
-    turns.change(handsfree_respond, [hf, session, head, ckpt, voice], outs)
-    cuts.change(None, None, None, js=PAUSE_AVATAR_JS)
-    new.click(handsfree_clear, [hf], None)
+    mic.stream(handsfree_stream, [mic, hf, turns, cuts], [hf, turns, cuts, status_md], stream_every=HANDSFREE_EVERY,
+               concurrency_limit=None, show_progress="hidden", **private)
+    mic.start_recording(handsfree_start, [hf], [hf, status_md], show_progress="hidden", **private)
+    mic.stop_recording(handsfree_stop, [hf, turns], [hf, turns, status_md], show_progress="hidden", **private)
+    turns.change(handsfree_respond, [hf, session, head, ckpt, voice], outs, show_progress="hidden", **private)
+    cuts.change(None, None, None, js=PAUSE_AVATAR_JS, **private)
+    new.click(handsfree_clear, [hf], None, **private)
 
 
-def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
-    """Add the Conversation tab's components to the current Blocks."""
+def build(head_choices: list[str], default_head: str, checkpoint: str, stream: StreamConfig | None = None) -> None:
+    """Add the Conversation tab's components to the current Blocks. ``checkpoint``: the default checkpoint's
+    folder (one of :func:`ui.checkpoints.choices`)."""
+    from a2llm.model import read_manifest
+    from ui import api
+    from ui.welcome import example_questions, idle_clip, is_nano, welcome_line
+
+    SETTINGS["stream"], SETTINGS["heads"] = stream or StreamConfig(), list(head_choices)
+    manifest = read_manifest(checkpoint)
+    names = list(checkpoints.choices())
+    default_name = checkpoints.name_of(checkpoint)
     session = gr.State(None)
+    gr.Markdown(welcome_line(manifest))
+    examples = None
+    if is_nano(manifest):
+        examples = gr.Dataset(components=[gr.Textbox(visible=False)], samples=[[q] for q in example_questions()],
+                              label="Example questions", samples_per_page=10)
     with gr.Row():
         with gr.Column(scale=3):
-            video = gr.Video(label="Avatar", streaming=True, autoplay=True, height=384, elem_id="a2llm-avatar")
+            idle = gr.Video(value=str(idle_clip(default_head)), label="Avatar (idle)", autoplay=True, loop=True,
+                            height=384, elem_id="a2llm-idle", interactive=False, buttons=[])
+            video = gr.Video(label="Avatar", streaming=True, autoplay=True, height=384, elem_id="a2llm-avatar",
+                             visible=False)
             chat = gr.Chatbot(label="Dialogue", height=260)
             with gr.Row():
                 text = gr.Textbox(label="Type a message", placeholder="How was the concert?", scale=4)
                 send = gr.Button("Send", variant="primary", scale=1)
-            mic = gr.Audio(label="Or speak (the turn is sent when you stop recording)", sources=["microphone", "upload"],
-                           type="numpy")
+            message = gr.Markdown("", elem_id="a2llm-status", label="message")
+            mic = gr.Audio(label="Or speak (the turn is sent when you stop recording)",
+                           sources=["microphone", "upload"], type="numpy")
             with gr.Row():
                 halt = gr.Button("Stop (barge-in)")
                 new = gr.Button("New dialogue")
@@ -210,35 +295,31 @@ def build(head_choices: list[str], default_head: str, checkpoint: str) -> None:
                                   type="numpy")
                 hf_status = gr.Markdown("⏹️ hands-free off: press record to talk")
         with gr.Column(scale=2):
-            metrics = gr.Markdown(_metrics_md(None))
+            metrics = gr.Markdown(_metrics_md(None), label="metrics")
             plot = gr.Image(label="This session's turns", type="filepath", height=220)
             stages = gr.Dataframe(headers=["stage", "ms"], label="Per-stage time of the last turn", interactive=False)
+            # Choices only, nothing typed (Gradio refuses any other value); respond checks again, by name.
             with gr.Row():
                 head = gr.Dropdown(head_choices, value=default_head, label="Head")
                 voices = voice_choices(checkpoint)
-                voice = gr.Dropdown(voices, value=voices[0], label="Voice", allow_custom_value=True,
-                                    info="applies from the next turn")
-                ckpt = gr.Textbox(value=checkpoint, label="Checkpoint")
+                voice = gr.Dropdown(voices, value=voices[0], label="Voice", info="applies from the next turn")
+                ckpt = gr.Dropdown(names, value=default_name, label="Checkpoint",
+                                   info="another one starts a new dialogue")
             full = gr.File(label="The turn's video (.mp4)")
             motion = gr.File(label="The turn's motion (.npz; ARKit-52 .json / .csv; glTF .glb of the head)",
                              file_count="multiple")
-    outs = [video, chat, metrics, stages, plot, full, motion, text, session]
-    send.click(respond, [text, gr.State(None), session, head, ckpt, voice], outs)
-    text.submit(respond, [text, gr.State(None), session, head, ckpt, voice], outs)
-    mic.stop_recording(respond, [gr.State(""), mic, session, head, ckpt, voice], outs)
-    halt.click(stop, [session], None, queue=False)
-    new.click(clear, [session], [chat, metrics, stages, plot, session])
+    outs = [video, chat, metrics, stages, plot, full, motion, text, session, message, idle]
+    quiet = {"show_progress": "hidden"}          # the message line says what is going on; no overlays
+    gr.on([send.click, text.submit], send_text, [text, session, head, ckpt, voice], outs, api_name="send", **quiet)
+    mic.stop_recording(send_recording, [mic, session, head, ckpt, voice], outs, api_name="send_recording", **quiet)
+    mic.upload(send_recording, [mic, session, head, ckpt, voice], outs, api_visibility="private", **quiet)
+    if examples is not None:
+        examples.click(pick_example, [examples], [text], api_visibility="private", **quiet).then(
+            send_text, [text, session, head, ckpt, voice], outs, api_visibility="private", **quiet)
+    halt.click(stop, [session], None, queue=False, api_name="stop")
+    new.click(clear, [session], [chat, metrics, stages, plot, session, message, video, idle], api_name="new_dialogue",
+              **quiet)
+    ckpt.change(checkpoint_changed, [ckpt], [voice, message], api_visibility="private", **quiet)
+    head.change(idle_for_head, [head], [idle], api_visibility="private", **quiet)
     _wire_handsfree(hf_mic, hf_status, new, outs, session, head, ckpt, voice)
-    # The typed turn as a plain API endpoint: text (+ an optional voice, "" = the default) in -> (final mp4,
-    # metrics JSON).
-    api_text, api_voice = gr.Textbox(visible=False), gr.Textbox(value="", visible=False)
-    api_video, api_metrics = gr.Video(visible=False), gr.Textbox(visible=False)
-    api_btn = gr.Button(visible=False)
-    api_btn.click(lambda t, voice="": api_chat_text(t, default_head, checkpoint, voice), [api_text, api_voice],
-                  [api_video, api_metrics], api_name="chat_text")
-    # The spoken turn as an API endpoint: an audio file in (gr.File: no decoding before ours, so a corrupt or
-    # non-audio upload gets our message) -> (final mp4, metrics JSON).
-    api_file = gr.File(visible=False)
-    api_btn2 = gr.Button(visible=False)
-    api_btn2.click(lambda f: api_chat_audio(f, default_head, checkpoint), [api_file], [api_video, api_metrics],
-                   api_name="chat_audio")
+    api.build(default_head, checkpoint)

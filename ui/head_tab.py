@@ -28,7 +28,9 @@ def render_pose(head: str, jaw: float, yaw: float, pitch: float, eyelids: float,
     try:
         return render_still(pose_motion(jaw, yaw, pitch, eyelids, *expr), head=head, size=512)
     except (OSError, ValueError, RuntimeError) as e:
-        raise gr.Error(str(e)) from e
+        from ui.errors import refuse
+
+        raise refuse("render_pose", e) from e
 
 
 def build(head_choices: list[str], default_head: str) -> None:
@@ -43,9 +45,20 @@ def build(head_choices: list[str], default_head: str) -> None:
             pitch = gr.Slider(-0.5, 0.5, value=0.0, step=0.02, label="Head pitch (rad)")
             lids = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="Eyelids (0 open, 1 closed)")
             expr = [gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=n.replace("_", " ")) for n in SHOWN]
-        image = gr.Image(label="Head", type="numpy", height=512)
+        # Rendered once here, so the tab shows the head at load and not an empty box.
+        image = gr.Image(value=_first_render(default_head), label="Head", type="numpy", height=512)
     inputs = [head, jaw, yaw, pitch, lids, *expr]
+    gr.Button("Render").click(render_pose, inputs, image, api_name="render_pose")     # first: it takes the name
     for slider in inputs[1:]:
-        slider.release(render_pose, inputs, image, api_name=False)
-    head.change(render_pose, inputs, image, api_name=False)
-    gr.Button("Render").click(render_pose, inputs, image, api_name="render_pose")
+        slider.release(render_pose, inputs, image, api_visibility="private")
+    head.change(render_pose, inputs, image, api_visibility="private")
+
+
+def _first_render(head: str) -> np.ndarray | None:
+    from ui.errors import note
+
+    try:
+        return render_pose(head, 0.0, 0.0, 0.0, 0.0, *([0.0] * len(SHOWN)))
+    except gr.Error as e:
+        note("head tab", e)
+        return None

@@ -11,7 +11,11 @@ Paths are relative to the study file. Each rater sees every trial once, in an or
 by a generator seeded with (study, rater): pairwise mode makes one trial per item and pair of systems, rank mode
 one trial per item with all systems (pairwise results are derived from the ranks). Every vote is one committed
 SQLite transaction the moment it is cast (WAL journal), so a crash loses nothing; a rater resumes where they
-stopped.
+stopped. Results count every pair of systems (Win / Tie / Loss, binomial test).
+
+Studies live in one folder each under a studies root (:class:`StudyShelf`, the app's ``outputs/studies/``),
+found and opened by their name: the study file, the blinded stimuli and ``votes.sqlite``. Nothing ever deletes
+them.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import itertools
 import json
 import random
 import sqlite3
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,27 +144,26 @@ def pair_outcomes(study: Study, votes: list[dict]) -> list[tuple[str, str, str]]
 
 
 def results(study: Study, store: VoteStore) -> list[dict]:
-    """Table 5: for ours (the first system) against each other: Win / Tie / Loss (%), counts, binomial p-value
-    (two-sided, wins vs losses, ties left out)."""
+    """Table 5 for every pair of systems (study order: "A vs B" counts A's wins): Win / Tie / Loss (%), counts and
+    the binomial p-value (two-sided, wins vs losses, ties left out). The first system ("ours") comes first."""
     from scipy.stats import binomtest
 
-    ours = study.systems[0]
     outcomes = pair_outcomes(study, store.votes(study))
     rows = []
-    for other in study.systems[1:]:
+    for a, b in itertools.combinations(study.systems, 2):
         w = t = l = 0
         for x, y, r in outcomes:
-            if {x, y} != {ours, other}:
+            if {x, y} != {a, b}:
                 continue
             if r == "tie":
                 t += 1
-            elif (r == "x") == (x == ours):
+            elif (r == "x") == (x == a):
                 w += 1
             else:
                 l += 1
         n = w + t + l
         p = binomtest(w, w + l, 0.5).pvalue if w + l else float("nan")
-        rows.append({"comparison": f"{ours} vs {other}", "win": 100 * w / n if n else float("nan"),
+        rows.append({"comparison": f"{a} vs {b}", "win": 100 * w / n if n else float("nan"),
                      "tie": 100 * t / n if n else float("nan"), "loss": 100 * l / n if n else float("nan"),
                      "n": n, "wins": w, "ties": t, "losses": l, "p_value": p})
     return rows
@@ -206,7 +210,10 @@ def create_study(name: str, mode: str, systems: list[str], files: list[str | Pat
     import shutil
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if mode not in ("pairwise", "rank"):
+        raise ValueError(f"mode must be 'pairwise' or 'rank', got {mode!r}")
+    if not 2 <= len(systems) <= len(LETTERS) or len(set(systems)) != len(systems):
+        raise ValueError(f"give 2 to {len(LETTERS)} distinct systems, got {list(systems)}")
     items: dict[str, dict] = {}
     for f in files:
         f = Path(f)
@@ -221,6 +228,7 @@ def create_study(name: str, mode: str, systems: list[str], files: list[str | Pat
         raise ValueError(f"items without a video for every system: {incomplete or 'no videos given'}")
     import uuid
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     for stimuli in items.values():                   # checked first, copied after: nothing half-made
         for system, f in stimuli.items():
             # A random name: the stimulus' URL in the rater's browser must not say which system made it.
@@ -232,3 +240,59 @@ def create_study(name: str, mode: str, systems: list[str], files: list[str | Pat
                                 "items": [{"id": i, "stimuli": s} for i, s in sorted(items.items())]}, indent=2))
     Study.load(path)
     return path
+
+
+NAME = re.compile(r"^\w[\w .,()+\-]{0,59}$")
+
+
+class StudyShelf:
+    """The studies under one root folder, by name: ``root/<slug>/study.json`` with its stimuli and votes."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _all(self) -> dict[str, Path]:
+        found = {}
+        for path in sorted(self.root.glob("*/study.json")) if self.root.is_dir() else []:
+            try:
+                found.setdefault(Study.load(path).name, path)
+            except (OSError, ValueError):          # a broken study is skipped, not fatal to the others
+                continue
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self._all(), key=str.lower)
+
+    def open(self, name: str | None) -> Study:
+        """The study called ``name``, or a ValueError listing those there are."""
+        if not name:
+            raise ValueError("Choose a study first.")
+        path = self._all().get(name)
+        if path is None:
+            have = ", ".join(self.names()) or "none yet (create one below)"
+            raise ValueError(f"There is no study named {name!r}. Studies: {have}.")
+        return Study.load(path)
+
+    def new_folder(self, name: str) -> Path:
+        """A folder for a new study ``name`` (not created), or a ValueError: a bad or taken name."""
+        name = (name or "").strip()
+        if not NAME.match(name):
+            raise ValueError("Give the study a name of 1-60 letters, digits, spaces or - _ . , ( ) +.")
+        if name in self._all():
+            raise ValueError(f"A study named {name!r} exists already: choose another name.")
+        slug = re.sub(r"[^\w-]+", "-", name).strip("-").lower() or "study"
+        folder, k = self.root / slug, 2
+        while folder.exists():
+            folder, k = self.root / f"{slug}-{k}", k + 1
+        return folder
+
+    def create(self, name: str, mode: str, systems: list[str], files: list[str | Path]) -> Study:
+        """A new study from videos named ``<item>__<system>.mp4`` (:func:`create_study`)."""
+        import shutil
+
+        folder = self.new_folder(name)
+        try:
+            return Study.load(create_study(name.strip(), mode, systems, files, folder))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)          # nothing half-made is left on the shelf
+            raise

@@ -16,14 +16,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server(str):
+    """The app's URL, with its log file and its studies folder (a fresh one: tests never touch outputs/studies)."""
+
+    log: Path
+    studies: Path
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
     port = free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"       # a file, not a pipe: nobody reads a pipe, it fills up
+    folder = tmp_path_factory.mktemp("app")
+    log = folder / "app.log"                               # a file, not a pipe: nobody reads a pipe, it fills up
     out = log.open("w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=out,
-                            stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--studies", str(folder / "studies")],
+                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
+    url = Server(f"http://127.0.0.1:{port}/")
+    url.log, url.studies = log, folder / "studies"
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:

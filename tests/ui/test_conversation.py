@@ -54,13 +54,48 @@ def test_a_typed_turn_streams_segments_and_writes_video_and_motion(tiny_run):
     last = updates[-1]
     segs = [u.segment for u in updates if u.segment]
     if last.metrics["speech_s"] > 0:
-        assert segs and all(probe_mp4(s)["seconds"] >= 1.0 for s in segs)
+        frames = [probe_mp4(s)["frames"] for s in segs]
+        schedule = [session.stream.frames(k) for k in range(len(segs))]
+        assert frames[:-1] == schedule[:-1] and 1 <= frames[-1] <= schedule[-1]     # 10, 15, 25, ... frames
+        assert [s.name for s in segs] == [f"seg_{k:05d}.mp4" for k in range(len(segs))]   # in order
         info = probe_mp4(last.video)
-        assert info["frames"] == round(25 * last.metrics["speech_s"])
+        assert info["frames"] == round(25 * last.metrics["speech_s"]) == sum(frames)
+        assert last.video.name == "turn-01.mp4" and last.motion.name == "turn-01_motion.npz"
         with np.load(last.motion) as z:
             assert z["motion"].shape == (info["frames"], 58)
     assert [m["role"] for m in session.history] == ["user", "assistant"]
-    assert session.turns and "ttfa_ms" in session.turns[0]
+    assert session.turns and "ttfa_ms" in session.turns[0] and session.turns[0]["turn"] == 1
+    assert last.heard is None                                    # a typed turn
+
+
+@pytest.mark.parametrize("text, match", [("", "Type a message"), ("\u200b\u200b\u200b", "no visible characters"),
+                                         (" \t\n", "Type a message"), ("x" * 20000, "at most 1,000")])
+def test_refused_messages_change_nothing(tiny_run, text, match):
+    session = ChatSession(checkpoint=str(tiny_run[2]), size=64, max_new_tokens=30)
+    with pytest.raises(ValueError, match=match):
+        list(session.respond(text=text))
+    assert session.history == [] and session.turns == [] and session.turn_count == 0
+
+
+def test_a_turn_the_context_cannot_hold_is_refused_and_the_next_one_works(tiny_run):
+    """The engine refuses a turn that cannot fit its context budget even alone (here: room for a reply longer
+    than the whole cache); the dialogue, the engine's and the session's, is left as it was."""
+    import dataclasses
+
+    session = ChatSession(checkpoint=str(tiny_run[2]), size=64, max_new_tokens=30)
+    list(session.respond(text="How was the concert?"))
+    engine = session.engine
+    fits = engine.cfg
+    engine.cfg = dataclasses.replace(fits, max_new_tokens=fits.max_context)
+    history, engine_history = [dict(m) for m in session.history], list(engine.history)
+    with pytest.raises(ValueError, match="context budget"):
+        list(session.respond(text="Did you enjoy the party?"))
+    assert session.history == history and engine.history == engine_history and session.turn_count == 1
+    engine.cfg = fits
+    last = list(session.respond(text="Did you enjoy the party?"))[-1]
+    assert last.metrics is not None and len(session.history) == 4 and session.turn_count == 2
+    if last.video is not None:
+        assert last.video.name == "turn-02.mp4"
 
 
 def test_four_concurrent_sessions_are_all_answered_and_share_no_state(tiny_run):
@@ -133,3 +168,13 @@ def test_an_unknown_voice_is_refused_with_the_list():
     assert session.history == []                           # refused before the turn started
     with pytest.raises(ValueError, match="unknown voice 'robot'"):
         chat_text("Hello.", NANO, "open", "robot")          # positional order: text, checkpoint, head, voice
+
+
+def test_a_spoken_turn_shows_what_the_model_heard():
+    """checkpoints/a2llm-nano: the dialogue shows a spoken turn's transcript (the engine's ASR subtask)."""
+    from a2llm.eval.bench import spoken
+
+    session = ChatSession(checkpoint=NANO, size=64, max_new_tokens=200)
+    last = list(session.respond(audio=spoken("How was the concert?")))[-1]
+    assert last.heard and last.heard.strip() and last.metrics["heard"] == last.heard
+    assert session.history[0] == {"role": "user", "content": f"🎤 {last.heard}"}

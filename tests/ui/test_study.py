@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ui.study import Study, VoteStore, create_study, export_csv, next_trial, pair_outcomes, plot_results, results
+from ui.study import (Study, StudyShelf, VoteStore, create_study, export_csv, next_trial, pair_outcomes, plot_results,
+                      results)
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMS = ["ours", "DiffPoseTalk", "ARTalk"]
@@ -57,9 +58,12 @@ def test_votes_resume_and_rank_results(tmp_path):
     assert (done, total) == (4, 6) and trial is not None
     assert next_trial(study, again, "bob")[0] is None
     rows = {r["comparison"]: r for r in results(study, again)}
+    assert list(rows) == ["ours vs DiffPoseTalk", "ours vs ARTalk", "DiffPoseTalk vs ARTalk"]    # every pair
     r = rows["ours vs DiffPoseTalk"]
     assert (r["win"], r["tie"], r["loss"], r["n"]) == (100.0, 0.0, 0.0, 10)
     assert r["p_value"] == pytest.approx(2 * 0.5 ** 10)
+    r = rows["DiffPoseTalk vs ARTalk"]                          # not involving ours: counted all the same
+    assert (r["wins"], r["ties"], r["losses"]) == (10, 0, 0)
     assert len(pair_outcomes(study, again.votes(study))) == 30
     rows_csv = export_csv(study, again, tmp_path / "votes.csv").read_text().splitlines()
     assert len(rows_csv) == 11 and rows_csv[0].startswith("study,rater")
@@ -85,6 +89,41 @@ def test_bad_study_files_are_refused(tmp_path):
         Study.load(p)
     with pytest.raises(ValueError, match="every system"):
         create_study("x", "rank", SYSTEMS, [tmp_path / "q1__ours.mp4"], tmp_path / "o")
+
+
+def test_the_shelf_opens_studies_by_name_and_refuses_taken_or_bad_names(tmp_path):
+    shelf = StudyShelf(tmp_path / "studies")
+    assert shelf.names() == []
+    src = []
+    for i in range(2):
+        for s in SYSTEMS:
+            f = tmp_path / "src" / f"q{i}__{s}.mp4"
+            f.parent.mkdir(exist_ok=True)
+            f.write_bytes(b"video")
+            src.append(f)
+    study = shelf.create("Nano vs baselines (May)", "pairwise", SYSTEMS, src)
+    assert shelf.names() == ["Nano vs baselines (May)"] and study.root.parent == tmp_path / "studies"
+    assert shelf.open("Nano vs baselines (May)").items == study.items
+    with pytest.raises(ValueError, match="exists already"):
+        shelf.create("Nano vs baselines (May)", "rank", SYSTEMS, src)
+    for bad in ("", "../up", "/etc/passwd", "x" * 61):
+        with pytest.raises(ValueError, match="name of 1-60"):
+            shelf.new_folder(bad)
+    with pytest.raises(ValueError, match="no study named 'nope'.*Nano vs baselines"):
+        shelf.open("nope")
+    with pytest.raises(ValueError, match="every system"):                   # nothing half-made is left
+        shelf.create("half", "rank", SYSTEMS, src[:2])
+    assert shelf.names() == ["Nano vs baselines (May)"] and len(list((tmp_path / "studies").iterdir())) == 1
+
+
+def test_built_in_sentences_are_parsed_with_their_emotions():
+    from ui.study_builtin import parse_sentences
+
+    assert parse_sentences("happy | Haha, great!\n\nOh no.\n") == [("happy", "Haha, great!"), ("neutral", "Oh no.")]
+    for bad, match in (("", "at least one"), ("angry | Grr.", "unknown emotion"), ("sad |  ", "no sentence"),
+                       ("x\n" * 11, "at most 10")):
+        with pytest.raises(ValueError, match=match):
+            parse_sentences(bad)
 
 
 VOTER = """

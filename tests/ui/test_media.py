@@ -1,0 +1,111 @@
+"""A reply's media beside the engine: the segment schedule keeps speech and frames on one timeline, segments are
+encoded in order on worker threads, and the whole turn is their video joined without re-encoding."""
+import queue
+import threading
+
+import numpy as np
+import pytest
+
+from renderer.video import probe_mp4
+from ui.media import Segmenter, StreamConfig, TurnMedia, encode_segment, join_segments
+
+SR = 16000
+
+
+def _frames(n, start=0, size=64):
+    return [np.full((size, size, 3), (start + i) % 250, np.uint8) for i in range(n)]
+
+
+def test_the_schedule_starts_short_and_keeps_speech_on_the_frames_timeline():
+    cfg = StreamConfig()
+    assert [cfg.frames(k) for k in range(5)] == [10, 15, 25, 25, 25]
+    seg = Segmenter(cfg, SR)
+    speech = np.arange(87 * 640, dtype=np.float32)              # sample s holds the value s: its place is visible
+    out = []
+    for k in range(0, 87, 7):                                    # frames and speech in chunks of 7 frames
+        n = min(7, 87 - k)
+        out += seg.add_frames(_frames(n, k))
+        out += seg.add_audio(speech[k * 640:(k + n) * 640])
+    out += seg.finish()
+    assert [len(f) for f, _ in out] == [10, 15, 25, 25, 12]
+    start = 0
+    for frames, audio in out:                                    # segment k's speech is exactly its frames' time
+        assert len(audio) == 640 * len(frames) and audio[0] == 640 * start
+        assert frames[0][0, 0, 0] == start % 250
+        start += len(frames)
+
+
+def test_a_segment_waits_for_its_speech_and_the_last_one_is_padded_with_silence():
+    seg = Segmenter(StreamConfig(segments=(1.0,)), SR)
+    assert seg.add_frames(_frames(30)) == []                   # no speech yet
+    ready = seg.add_audio(np.ones(SR, np.float32))
+    assert [len(f) for f, _ in ready] == [25]
+    (frames, audio), = seg.finish()
+    assert len(frames) == 5 and len(audio) == 5 * 640 and not audio.any()
+
+
+@pytest.mark.parametrize("text", ["", "0", "0.4,abc", "0.01"])
+def test_bad_schedules_are_refused(text):
+    with pytest.raises(ValueError):
+        StreamConfig.parse(text)
+
+
+def test_segments_join_into_one_mp4_that_starts_at_zero(tmp_path):
+    cfg = StreamConfig()
+    parts = [encode_segment(tmp_path / f"seg_{k}.mp4", _frames(n, 10 * k), np.zeros(n * 640, np.float32), SR)
+             for k, n in enumerate((10, 15, 7))]
+    assert [probe_mp4(p)["frames"] for p in parts] == [10, 15, 7]
+    assert probe_mp4(parts[0])["audio_codec"] == "aac" and cfg.preset == "veryfast"
+    speech = 0.1 * np.sin(np.arange(32 * 640) / 9).astype(np.float32)
+    whole = join_segments(parts, tmp_path / "turn-01.mp4", speech, SR, 32)
+    info = probe_mp4(whole)
+    assert info["frames"] == 32 and abs(info["seconds"] - 32 / 25) < 0.05 and info["audio_codec"] == "aac"
+    import subprocess
+
+    starts = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=start_time", "-of", "csv=p=0",
+                             str(whole)], capture_output=True, text=True).stdout.split()
+    assert [float(s) for s in starts] == [0.0, 0.0]                # video and speech start together
+    assert not list(tmp_path.glob(".*"))                           # no temporary file left behind
+
+
+def test_turn_media_renders_and_encodes_on_its_threads_in_order(tmp_path):
+    from a2llm.head import load_head
+
+    events = queue.Queue()
+    media = TurnMedia(load_head("open"), 64, tmp_path, SR, StreamConfig(), events.put)
+    motion = np.zeros((40, 58), np.float32)
+    motion[:, 50] = 0.2 * np.sin(np.arange(40) / 3)
+
+    def feed():                                                    # as the engine thread does
+        for k in range(0, 40, 5):
+            media.add_motion(motion[k:k + 5])
+            if k % 25 == 0:
+                media.add_audio(np.zeros(25 * 640, np.float32))
+        media.finish()
+
+    threading.Thread(target=feed).start()
+    got = []
+    while True:
+        kind, value = events.get(timeout=120)
+        assert kind != "error", value
+        if kind == "media_done":
+            break
+        got.append(value)
+    assert got == value and [p.name for p in got] == ["seg_00000.mp4", "seg_00001.mp4", "seg_00002.mp4"]
+    assert [probe_mp4(p)["frames"] for p in got] == [10, 15, 15] and media.frames == 40
+    media.close()
+
+
+def test_an_encoding_failure_is_reported_once(tmp_path):
+    from a2llm.head import load_head
+
+    events = queue.Queue()
+    media = TurnMedia(load_head("open"), 63, tmp_path, SR, StreamConfig(), events.put)   # odd size: no H.264
+    media.add_audio(np.zeros(SR, np.float32))
+    media.add_motion(np.zeros((25, 58), np.float32))
+    media.finish()
+    kind, value = events.get(timeout=120)
+    assert kind == "error" and "even" in str(value)
+    media.close()
+    assert events.empty()
+

@@ -1,0 +1,314 @@
+"""A turn's video, made beside the model: motion chunks are rendered and speech + frames encoded into streamed
+segments on worker threads while the engine keeps generating.
+
+Where the time of a streamed reply goes (the code path before this module; the figures are docs/BENCH.md's and
+docs/RENDER.md's, on the 2-core machine):
+
+* the first segment was 1 s (25 frames) long, so nothing could play before 25 frames were rendered and 1 s of
+  speech existed: the detokenizer's first chunk (25 + 3 tokens, ~0.1-0.3 s of generation), then 25 renders at
+  ~15-25 ms each (~0.4-0.6 s at 384²);
+* rendering and encoding ran inline in the generator that drove the engine: while a chunk was rendered or a
+  segment encoded (~0.1-0.2 s: an ffmpeg process, x264 and AAC), no token was decoded, and neither happened while
+  Gradio processed the previous segment (it probes, decodes and re-muxes each one, three more ffmpeg processes:
+  ~0.2-0.4 s), which it does between two steps of the generator;
+* the whole turn's mp4 was encoded again from all frames at the end (~7 ms a frame), while the browser plays.
+
+Here the engine runs on its own thread (:class:`~ui.conversation.ChatSession`), the motion is rendered on the
+process's GL thread (all GL work stays on that one thread: an EGL context belongs to the thread that made it
+current) fed by this module's render thread, and segments are encoded by one encoder thread (ffmpeg is its own
+process, so it uses the other core). The segment schedule starts short — by default 0.4 s, then 0.6 s so that
+segments end where the detokenizer's 1 s speech chunks end, then 1 s — and the whole turn's mp4 is the segments'
+video joined without re-encoding, with its speech encoded once.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FPS = 25
+AUDIO_RATE_OUT = 24000
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How a reply is cut into streamed segments.
+
+    Attributes:
+        segments: segment lengths in seconds, the last one repeated (each a whole number of frames, ≥ 1 frame).
+        preset: x264 preset of the segments (each is encoded while the reply is generated: speed first).
+    """
+
+    segments: tuple[float, ...] = (0.4, 0.6, 1.0)
+    preset: str = "veryfast"
+
+    def __post_init__(self):
+        if not self.segments or any(s * FPS < 1 - 1e-9 for s in self.segments):
+            raise ValueError(f"segment lengths must be at least one frame (1/{FPS} s), got {self.segments}")
+
+    @classmethod
+    def parse(cls, text: str, **kw) -> "StreamConfig":
+        """"0.4,0.6,1" -> StreamConfig(segments=(0.4, 0.6, 1.0)); a ValueError names a bad entry."""
+        try:
+            return cls(segments=tuple(float(s) for s in text.split(",") if s.strip()), **kw)
+        except ValueError as e:
+            raise ValueError(f"--segments takes seconds separated by commas, e.g. 0.4,0.6,1 ({e})") from e
+
+    def frames(self, k: int) -> int:
+        """Frames in segment k (0-based)."""
+        return max(1, round(self.segments[min(k, len(self.segments) - 1)] * FPS))
+
+
+class Segmenter:
+    """Cuts frames and speech arriving in chunks of any size (and at different paces) into segments of the
+    schedule: segment k is ready once its frames and the speech covering them exist. Speech sample s belongs to
+    frame floor(s * fps / sample_rate): one timeline.
+
+    Args:
+        config: the segment schedule.
+        sample_rate: speech rate, or None for silent video.
+    """
+
+    def __init__(self, config: StreamConfig, sample_rate: int | None, fps: int = FPS):
+        self.config, self.sample_rate, self.fps = config, sample_rate, fps
+        self._frames: list[np.ndarray] = []
+        self._audio = np.zeros(0, np.float32)
+        self.position = 0           # frames already cut into segments
+        self.count = 0              # segments cut
+
+    def _sample(self, frame: int) -> int:
+        return int(round(frame * self.sample_rate / self.fps))
+
+    def add_frames(self, frames: Sequence[np.ndarray]) -> list[tuple[list[np.ndarray], np.ndarray | None]]:
+        """Queue rendered frames [H, W, 3]; returns the segments (frames, speech or None) this completed."""
+        self._frames.extend(frames)
+        return self._cut(final=False)
+
+    def add_audio(self, pcm: np.ndarray) -> list[tuple[list[np.ndarray], np.ndarray | None]]:
+        """Queue speech [N] float32 at ``sample_rate``; returns the segments this completed."""
+        if self.sample_rate is None:
+            raise ValueError("this Segmenter was made without a sample rate")
+        self._audio = np.concatenate([self._audio, np.asarray(pcm, np.float32).reshape(-1)])
+        return self._cut(final=False)
+
+    def finish(self) -> list[tuple[list[np.ndarray], np.ndarray | None]]:
+        """What is left: segments of the schedule, the last one shorter (speech padded with silence)."""
+        return self._cut(final=True)
+
+    def _cut(self, final: bool):
+        out = []
+        while self._frames:
+            n = self.config.frames(self.count)
+            if len(self._frames) < n:
+                if not final:
+                    break
+                n = len(self._frames)
+            audio = None
+            if self.sample_rate is not None:
+                need = self._sample(self.position + n) - self._sample(self.position)
+                if len(self._audio) < need:
+                    if not final:
+                        break
+                    self._audio = np.concatenate([self._audio, np.zeros(need - len(self._audio), np.float32)])
+                audio, self._audio = self._audio[:need], self._audio[need:]
+            out.append((self._frames[:n], audio))
+            self._frames = self._frames[n:]
+            self.position += n
+            self.count += 1
+        return out
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _wav(audio: np.ndarray, sample_rate: int, directory: Path) -> str:
+    import soundfile as sf
+
+    fd, path = tempfile.mkstemp(suffix=".wav", dir=directory)
+    os.close(fd)
+    sf.write(path, np.clip(audio, -1.0, 1.0), int(sample_rate), subtype="PCM_16")
+    return path
+
+
+def encode_segment(path: str | Path, frames: Sequence[np.ndarray], audio: np.ndarray | None = None,
+                   sample_rate: int | None = None, preset: str = "veryfast") -> Path:
+    """[H, W, 3] uint8 frames (+ mono speech of exactly their length) -> a standalone H.264 + AAC mp4.
+
+    Written under a temporary name and renamed: whoever is told of the path finds a whole file. No B-frames
+    (``zerolatency``), so segments join by stream copy (:func:`join_segments`) and mux into MPEG-TS unchanged."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    if not len(frames):
+        raise ValueError("no frames to encode")
+    h, w = frames[0].shape[:2]
+    if h % 2 or w % 2:
+        raise ValueError(f"frame size must be even for H.264 (got {w}x{h})")
+    wav = _wav(audio, sample_rate, path.parent) if audio is not None else None
+    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    try:
+        writer = imageio_ffmpeg.write_frames(
+            str(tmp), (w, h), fps=FPS, codec="libx264", quality=7, macro_block_size=2, ffmpeg_log_level="error",
+            audio_path=wav, audio_codec="aac" if wav else None,
+            output_params=["-preset", preset, "-tune", "zerolatency", "-movflags", "+faststart"]
+            + (["-ar", str(AUDIO_RATE_OUT)] if wav else []))
+        writer.send(None)
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        for p in (tmp, wav):
+            if p and os.path.exists(p):
+                os.remove(p)
+    return path
+
+
+def join_segments(segments: Sequence[Path], out: str | Path, audio: np.ndarray | None = None,
+                  sample_rate: int | None = None, frames: int | None = None) -> Path:
+    """The segments' video joined without re-encoding (ffmpeg's concat demuxer), with ``audio`` — the whole
+    turn's speech, fitted to ``frames`` / 25 s — encoded once as AAC (each segment's AAC starts with its own
+    encoder priming, which a stream copy would keep between segments)."""
+    from renderer.video import fit_audio
+
+    out = Path(out)
+    if not segments:
+        raise ValueError("no segments to join")
+    listing = out.with_name(f".{out.stem}.concat.txt")
+    listing.write_text("".join(f"file '{Path(s).resolve()}'\n" for s in segments))
+    wav = None
+    tmp = out.with_name(f".{out.stem}.tmp.mp4")
+    try:
+        cmd = [_ffmpeg(), "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+        if audio is not None:
+            if frames is None or sample_rate is None:
+                raise ValueError("join_segments needs frames and sample_rate with audio")
+            wav = _wav(fit_audio(audio, sample_rate, frames), sample_rate, out.parent)
+            cmd += ["-i", wav, "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-ar", str(AUDIO_RATE_OUT)]
+        else:
+            cmd += ["-map", "0:v:0"]
+        # The concat demuxer places each file by its earliest timestamp, the AAC priming's (-1024 samples): the
+        # video would start one AAC frame late. setts puts it back at zero (no re-encode).
+        cmd += ["-c:v", "copy", "-bsf:v", "setts=pts=PTS-STARTPTS:dts=DTS-STARTDTS", "-movflags", "+faststart",
+                "-f", "mp4", str(tmp)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"joining the turn's segments failed: {done.stderr.strip()[-400:]}")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    finally:
+        for p in (listing, tmp, wav):
+            if p and os.path.exists(p):
+                os.remove(p)
+    return out
+
+
+class TurnMedia:
+    """Renders and encodes one reply on worker threads.
+
+    Feed it from the engine's thread (:meth:`add_audio`, :meth:`add_motion`, then :meth:`finish`); it calls
+    ``emit(("segment", path))`` for each segment as soon as it is written, in order, then ``emit(("media_done",
+    paths))`` with every segment, or ``emit(("error", exception))`` once if rendering or encoding fails.
+
+    Args:
+        head: the head model (``vertices(motion [n, 58]) -> [n, V, 3]``).
+        size: frame size in pixels.
+        out_dir: folder for the segments ``seg_00000.mp4``, ...
+        sample_rate: the speech's rate.
+        config: the segment schedule.
+        emit: where the events go (a queue's ``put``).
+        on_frames: called with each batch of rendered frames (desktop mode's live window), on the render thread.
+    """
+
+    def __init__(self, head, size: int, out_dir: Path, sample_rate: int, config: StreamConfig,
+                 emit: Callable[[tuple], None], on_frames: Callable[[list[np.ndarray]], None] | None = None):
+        self.head, self.size, self.out_dir = head, int(size), Path(out_dir)
+        self.config, self.emit, self.on_frames = config, emit, on_frames
+        self.segmenter = Segmenter(config, sample_rate)
+        self.sample_rate = sample_rate
+        self.segments: list[Path] = []
+        self.frames = 0
+        self._inbox: queue.Queue = queue.Queue()
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        self._failed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="render", daemon=True)
+        self._thread.start()
+
+    # --- from the engine's thread -------------------------------------------------------------------------
+    def add_audio(self, pcm: np.ndarray) -> None:
+        self._inbox.put(("audio", np.asarray(pcm, np.float32)))
+
+    def add_motion(self, frames: np.ndarray) -> None:
+        self._inbox.put(("motion", np.asarray(frames, np.float32)))
+
+    def finish(self) -> None:
+        """No more input: write what is left, then report ``media_done``."""
+        self._inbox.put(("end", None))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop (input dropped after a failure or an abandoned turn) and wait for the threads."""
+        self._failed.set()
+        self._inbox.put(("end", None))
+        self._thread.join(timeout)
+
+    # --- the render thread --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        from renderer.render import render_frames
+
+        try:
+            while True:
+                kind, data = self._inbox.get()
+                if self._failed.is_set() and kind != "end":
+                    continue
+                if kind == "end":
+                    break
+                if kind == "audio":
+                    ready = self.segmenter.add_audio(data)
+                else:
+                    images = render_frames(self.head, self.head.vertices(data), self.size)
+                    self.frames += len(images)
+                    if self.on_frames is not None:
+                        self.on_frames(images)
+                    ready = self.segmenter.add_frames(images)
+                self._submit(ready)
+            if not self._failed.is_set():
+                self._submit(self.segmenter.finish())
+            self._encoder.shutdown(wait=True)
+            if not self._failed.is_set():
+                self.emit(("media_done", list(self.segments)))
+        except Exception as e:                                  # noqa: BLE001 (handed to the consumer)
+            self._fail(e)
+            self._encoder.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, ready) -> None:
+        for frames, audio in ready:
+            path = self.out_dir / f"seg_{len(self.segments):05d}.mp4"
+            self.segments.append(path)
+            self._encoder.submit(self._encode, path, frames, audio)
+
+    def _encode(self, path: Path, frames, audio) -> None:
+        if self._failed.is_set():
+            return
+        try:
+            encode_segment(path, frames, audio, self.sample_rate, self.config.preset)
+        except Exception as e:                                  # noqa: BLE001
+            self._fail(e)
+            return
+        self.emit(("segment", path))
+
+    def _fail(self, e: Exception) -> None:
+        if not self._failed.is_set():
+            self._failed.set()
+            self.emit(("error", e))
