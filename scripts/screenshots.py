@@ -26,12 +26,13 @@ SENTENCES = {"laugh": ("Haha, that is wonderful news, I love it!", "happy"),
 STUDY_SYSTEMS = ("A²-LLM-nano", "adapter-only", "audio-only")
 
 
-def start_app() -> tuple[subprocess.Popen, str]:
+def start_app(studies: Path | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(Path(tempfile.gettempdir()) / "a2llm-screenshots-app.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, stdout=log,
+    extra = ["--studies", str(studies)] if studies is not None else []
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra], cwd=ROOT, stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -47,7 +48,8 @@ def start_app() -> tuple[subprocess.Popen, str]:
 
 
 def make_study(out: Path) -> Path:
-    """A rank study of the nano systems on two sentences (their renders, one video per system and item)."""
+    """A rank study of the nano systems on two sentences (their renders, one video per system and item), on a
+    studies shelf ``out / "studies"`` (the app lists it by name)."""
     from a2llm.motion.io import load_motion
     from renderer.render import render_clips
     from ui.nano_systems import animate_with_nano_systems, spoken_sample
@@ -60,15 +62,15 @@ def make_study(out: Path) -> Path:
             path = out / f"{item}__{system}.mp4"
             render_clips([load_motion(files[system])], path, size=256, progress=False)
             videos.append(path)
-    return create_study("nano-systems", "rank", list(STUDY_SYSTEMS), videos, out / "study")
+    return create_study("nano-systems", "rank", list(STUDY_SYSTEMS), videos, out / "studies" / "nano-systems")
 
 
 def conversation(b, out: Path) -> None:
     b.tab("Conversation")
     b.type_turn("How was the concert?")
-    b.wait_video_playing(timeout=300, seconds=1.0)
+    b.wait_avatar_playing(timeout=300, seconds=1.0)
     b.wait_for(lambda: "TTFA" in b.text() and "ms ·" in b.text(), 300, "the turn's metrics")
-    b.wait_video_playing(timeout=60, seconds=2.0)
+    b.wait_avatar_playing(timeout=60, seconds=2.0)
     b.js("window.scrollTo(0, 0)")
     b.screenshot(out / "conversation.png")
 
@@ -83,10 +85,9 @@ def compare(b, out: Path) -> None:
     b.screenshot(out / "compare.png")
 
 
-def study(b, out: Path, study_file: Path) -> None:
-    b.tab("Study")
-    b.fill("Study file (study.json)", str(study_file))
-    b.fill("Your rater name", "demo")
+def study(b, out: Path) -> None:
+    b.tab("Study")                                  # the only study on the shelf is preselected by name
+    b.fill("Your name", "demo")
     b.click("Start / resume")
     b.wait_for(lambda: len([v for v in b.videos() if v["ready"] >= 2]) >= 3, 120, "the study's three videos")
     b.js("document.querySelectorAll('video').forEach(v => { v.currentTime = 1.0; })")
@@ -119,20 +120,21 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    proc, url = (None, args.url) if args.url else start_app()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            study_file = make_study(Path(tmp))
+    proc = None
+    with tempfile.TemporaryDirectory() as tmp:
+        make_study(Path(tmp))
+        try:
+            proc, url = (None, args.url) if args.url else start_app(Path(tmp) / "studies")
             with AppBrowser(url, args.width, args.height) as b:
-                for name, shoot in (("conversation", conversation), ("compare", compare),
-                                    ("study", lambda b, o: study(b, o, study_file)), ("head", head)):
+                for name, shoot in (("conversation", conversation), ("compare", compare), ("study", study),
+                                    ("head", head)):
                     t = time.time()
                     shoot(b, out)
                     print(f"[screenshots] {name}: {out / (name + '.png')} ({time.time() - t:.0f} s)")
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
     return 0
 
 
