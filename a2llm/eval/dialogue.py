@@ -51,12 +51,13 @@ class Item:
 class Asker:
     """Batched questions to one checkpoint, with text context, typed or spoken."""
 
-    def __init__(self, checkpoint: str | Path):
+    def __init__(self, checkpoint: str | Path, max_new_tokens: int = 400):
         from a2llm.generate import Generator
         from a2llm.model import A2LLM, load_checkpoint_tokenizer
 
         self.gen = Generator(A2LLM.from_pretrained(checkpoint), load_checkpoint_tokenizer(checkpoint))
         self.rng = np.random.default_rng(0)
+        self.max_new_tokens = max_new_tokens
 
     def speech(self, text: str, voice: str) -> np.ndarray:
         from a2llm.data.nano.voices import speak_question
@@ -83,10 +84,12 @@ class Asker:
                                ("aqaa", [k for k, s in enumerate(spoken) if s])):
                 if not rows:
                     continue
-                answers = self.gen.answer([samples[k] for k in rows], task, with_motion=False)
+                answers = self.gen.answer([samples[k] for k in rows], task, with_motion=False,
+                                          max_new_tokens=self.max_new_tokens)
                 out.update({k: a.text for k, a in zip(rows, answers)})
                 if task == "aqaa":
-                    asr = self.gen.answer([samples[k] for k in rows], "asr", with_motion=False)
+                    asr = self.gen.answer([samples[k] for k in rows], "asr", with_motion=False,
+                                          max_new_tokens=min(96, self.max_new_tokens))
                     said.update({k: a.text for k, a in zip(rows, asr)})
             replies += [out[k] for k in range(len(chunk))]
             heard += [said.get(k, it.question) for k, it in enumerate(chunk)]
@@ -120,7 +123,7 @@ def dialogue_accuracy(asker: Asker, dialogues: list, voices: list[str | None]) -
 
 
 def run_dialogue_eval(checkpoint: str | Path, dialogues: int = 20, per_set: int = 48, seed: int = 0,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, turns: int = 12, max_new_tokens: int = 400) -> dict:
     from a2llm.data.nano import world
     from a2llm.data.nano.voices import VOICE_SETS
 
@@ -128,7 +131,7 @@ def run_dialogue_eval(checkpoint: str | Path, dialogues: int = 20, per_set: int 
     t0 = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    asker = Asker(checkpoint)
+    asker = Asker(checkpoint, max_new_tokens)
     test_voices = list(VOICE_SETS["test"])
     replies: list[tuple[Item, str]] = []
 
@@ -170,8 +173,8 @@ def run_dialogue_eval(checkpoint: str | Path, dialogues: int = 20, per_set: int 
     result["false_fallback_rate"] = _rate([world.is_fallback(r) for r in got_in])
     result["num_offdomain"], result["num_in_domain"] = len(off), len(inside)
 
-    say("[dialogue] 12-turn dialogues, typed and spoken ...")
-    dlg = [world.draw_test_dialogue(rng, 12) for _ in range(dialogues)]
+    say(f"[dialogue] {turns}-turn dialogues, typed and spoken ...")
+    dlg = [world.draw_test_dialogue(rng, turns) for _ in range(dialogues)]
     by_turn = {}
     for mode, voices in (("typed", [None] * dialogues),
                          ("spoken", [test_voices[i % len(test_voices)] for i in range(dialogues)])):
@@ -179,10 +182,11 @@ def run_dialogue_eval(checkpoint: str | Path, dialogues: int = 20, per_set: int 
         by_turn[mode] = acc
         replies += [(it, r) for _, it, r in log]
         result[f"examples_{mode}"] = [{"turn": k, "question": it.question, "answer": it.answer, "reply": r}
-                                      for k, it, r in log if k in (1, 6, 12)][:9]
+                                      for k, it, r in log if k in (1, turns // 2, turns)][:9]
     result["by_turn"] = by_turn
     for mode, acc in by_turn.items():
-        result[f"{mode}_turns_1_3"], result[f"{mode}_turns_7_12"] = float(np.mean(acc[:3])), float(np.mean(acc[6:]))
+        result[f"{mode}_turns_1_3"] = float(np.mean(acc[:3]))
+        result[f"{mode}_turns_7_12"] = float(np.mean(acc[6:12])) if len(acc) > 6 else float("nan")
     result["garbled_rate"] = _rate([not world.is_inventory_answer(r) for _, r in replies])
     result["num_replies"] = len(replies)
     result["num_dialogues"] = dialogues
@@ -214,7 +218,7 @@ def _run(args: argparse.Namespace) -> int:
     if not (Path(args.checkpoint) / "a2llm.json").exists():
         raise FileNotFoundError(f"{args.checkpoint} is not an A²-LLM checkpoint (no a2llm.json)")
     r = run_dialogue_eval(args.checkpoint, dialogues=args.dialogues, per_set=args.per_set, seed=args.seed,
-                          progress=not args.json)
+                          progress=not args.json, turns=args.turns, max_new_tokens=args.max_new_tokens)
     print(json.dumps(r, indent=2) if args.json else format_dialogue(r))
     if args.save:
         Path(args.save).write_text(json.dumps(r, indent=2) + "\n")
@@ -227,8 +231,10 @@ def register(subparsers) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default="checkpoints/a2llm-nano", help="A²-LLM checkpoint folder")
     p.add_argument("--dialogues", type=int, default=20, help="12-turn dialogues (each run typed and spoken)")
+    p.add_argument("--turns", type=int, default=12, help="turns per dialogue (default 12)")
     p.add_argument("--per-set", type=int, default=48, help="questions per single-question set")
     p.add_argument("--seed", type=int, default=0, help="draws of the world and the voices")
+    p.add_argument("--max-new-tokens", type=int, default=400, help="decode steps per reply at most")
     p.add_argument("--threads", type=int, default=1, help="torch threads (tiny models run best on 1)")
     p.add_argument("--save", help="also write the JSON here")
     p.add_argument("--json", action="store_true", help="print JSON")

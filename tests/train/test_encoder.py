@@ -28,7 +28,7 @@ def test_question_labels_cover_the_clip_at_the_encoders_rate(tiny_corpus):
     for audio, phones in clips:
         assert len(phones) == round(25 * len(audio) / 16000)
         assert phones[0] == SILENCE_ID and phones[-1] == SILENCE_ID       # lead and tail silence
-        assert len(collapse(phones)) >= 5
+        assert len(collapse(phones)) >= 3            # the shortest questions ("Why?") are a few phones
     audio, lengths, labels = collate_clips(clips[:4])
     assert audio.shape == (4, int(lengths.max()))
     for b, (a, phones) in enumerate(clips[:4]):
