@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for the model (default 1: the nano engine is fastest on one thread, and the "
                          "rendering thread and ffmpeg need the other cores)")
-    ap.add_argument("--segments", default="0.4,0.6,1",
+    ap.add_argument("--segments", default="0.4,1",
                     help="lengths in seconds of a reply's streamed video segments, the last one repeated (default "
-                         "0.4,0.6,1: a short first segment plays sooner; 0.6 brings the next ones onto the 1 s "
-                         "speech chunks of nano's detokenizer)")
+                         "0.4,1: a short first segment plays sooner, on nano's 0.4 s first speech chunk; the next "
+                         "ones follow its 1 s chunks)")
     ap.add_argument("--keep-turns", type=int, default=50,
                     help="conversation turns kept in outputs/ (their videos, motions, segments; default 50): older "
                          "ones are deleted. Studies, votes and desktop recordings are never deleted")
@@ -96,7 +96,7 @@ def is_loopback(host: str) -> bool:
 
 
 def build_app(default_head: str = "human", checkpoint: str = str(ROOT / "checkpoints" / "a2llm-nano"),
-              segments: str = "0.4,0.6,1", studies: str | Path = ROOT / "outputs" / "studies"):
+              segments: str = "0.4,1", studies: str | Path = ROOT / "outputs" / "studies"):
     import gradio as gr
 
     from ui import checkpoints, compare_tab, conversation_tab, head_tab, study_tab

@@ -16,8 +16,8 @@ docs/RENDER.md's, on the 2-core machine):
 Here the engine runs on its own thread (:class:`~ui.conversation.ChatSession`), the motion is rendered on the
 process's GL thread (all GL work stays on that one thread: an EGL context belongs to the thread that made it
 current) fed by this module's render thread, and segments are encoded by one encoder thread (ffmpeg is its own
-process, so it uses the other core). The segment schedule starts short — by default 0.4 s, then 0.6 s so that
-segments end where the detokenizer's 1 s speech chunks end, then 1 s — and the whole turn's mp4 is the segments'
+process, so it uses the other core). The segment schedule starts short — by default 0.4 s (nano's first speech chunk is 10
+tokens, 0.4 s), then 1 s, so that segments end where the detokenizer's speech chunks end — and the whole turn's mp4 is the segments'
 video joined without re-encoding, with its speech encoded once.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ class StreamConfig:
         preset: x264 preset of the segments (each is encoded while the reply is generated: speed first).
     """
 
-    segments: tuple[float, ...] = (0.4, 0.6, 1.0)
+    segments: tuple[float, ...] = (0.4, 1.0)
     preset: str = "veryfast"
 
     def __post_init__(self):

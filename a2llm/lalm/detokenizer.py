@@ -123,7 +123,8 @@ class DetokenizerStream(ABC):
     """Streaming state of one utterance: the chunk schedule lives here, the decoding in subclasses.
 
     A chunk of ``chunk_tokens`` tokens is decoded as soon as ``chunk_tokens + lookahead_tokens`` undecoded tokens
-    are buffered (the lookahead tokens stay undecoded and start the next chunk); ``flush()`` decodes the rest
+    are buffered (the lookahead tokens stay undecoded and start the next chunk); the utterance's first chunk may be
+    shorter (the detokenizer's ``first_chunk_tokens``, default ``chunk_tokens``), so that speech starts sooner; ``flush()`` decodes the rest
     without lookahead and resets the state. Use as a context manager (``with detok.stream() as s``) to reset on
     exit.
 
@@ -164,11 +165,16 @@ class DetokenizerStream(ABC):
         d = self.detokenizer
         self.tokens = np.concatenate([self.tokens, d.check_tokens(tokens)])
         chunks = []
-        while self.tokens_pushed - self.tokens_decoded >= d.chunk_tokens + d.lookahead_tokens:
-            start, end = self.tokens_decoded, self.tokens_decoded + d.chunk_tokens
+        while self.tokens_pushed - self.tokens_decoded >= self._chunk() + d.lookahead_tokens:
+            start, end = self.tokens_decoded, self.tokens_decoded + self._chunk()
             chunks.append(self._emit(self._decode(start, end, final=False), start, end))
             self.tokens_decoded = end
         return chunks
+
+    def _chunk(self) -> int:
+        """Tokens in the next chunk: the detokenizer's ``first_chunk_tokens`` for the first, then ``chunk_tokens``."""
+        d = self.detokenizer
+        return getattr(d, "first_chunk_tokens", d.chunk_tokens) if self.tokens_decoded == 0 else d.chunk_tokens
 
     def flush(self) -> np.ndarray:
         """End of utterance: decode the remaining tokens without lookahead, then reset. float32 [samples]."""

@@ -18,7 +18,7 @@ def _frames(n, start=0, size=64):
 
 def test_the_schedule_starts_short_and_keeps_speech_on_the_frames_timeline():
     cfg = StreamConfig()
-    assert [cfg.frames(k) for k in range(5)] == [10, 15, 25, 25, 25]
+    assert [cfg.frames(k) for k in range(5)] == [10, 25, 25, 25, 25]
     seg = Segmenter(cfg, SR)
     speech = np.arange(87 * 640, dtype=np.float32)              # sample s holds the value s: its place is visible
     out = []
@@ -27,7 +27,7 @@ def test_the_schedule_starts_short_and_keeps_speech_on_the_frames_timeline():
         out += seg.add_frames(_frames(n, k))
         out += seg.add_audio(speech[k * 640:(k + n) * 640])
     out += seg.finish()
-    assert [len(f) for f, _ in out] == [10, 15, 25, 25, 12]
+    assert [len(f) for f, _ in out] == [10, 25, 25, 25, 2]
     start = 0
     for frames, audio in out:                                    # segment k's speech is exactly its frames' time
         assert len(audio) == 640 * len(frames) and audio[0] == 640 * start
@@ -92,7 +92,7 @@ def test_turn_media_renders_and_encodes_on_its_threads_in_order(tmp_path):
             break
         got.append(value)
     assert got == value and [p.name for p in got] == ["seg_00000.mp4", "seg_00001.mp4", "seg_00002.mp4"]
-    assert [probe_mp4(p)["frames"] for p in got] == [10, 15, 15] and media.frames == 40
+    assert [probe_mp4(p)["frames"] for p in got] == [10, 25, 5] and media.frames == 40
     media.close()
 
 
