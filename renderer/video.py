@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import imageio_ffmpeg
 import numpy as np
@@ -35,7 +35,8 @@ def _write_wav(audio: np.ndarray, sample_rate: int, directory: str) -> str:
 
 
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int = FPS, audio: np.ndarray | None = None,
-              sample_rate: int | None = None, num_frames: int | None = None, quality: int = 7) -> Path:
+              sample_rate: int | None = None, num_frames: int | None = None, quality: int = 7,
+              x264_params: Sequence[str] = ()) -> Path:
     """Encode RGB frames (and optional mono audio) to an mp4.
 
     Args:
@@ -47,6 +48,7 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int = FPS, au
         num_frames: frame count when ``frames`` is a generator and audio is given (to fit the audio
             before encoding starts); inferred from ``len(frames)`` otherwise.
         quality: imageio-ffmpeg quality 0..10.
+        x264_params: extra encoder options (e.g. ``-preset veryfast -tune zerolatency`` for streamed segments).
 
     Returns:
         The output path.
@@ -73,7 +75,7 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: int = FPS, au
         writer = imageio_ffmpeg.write_frames(
             tmp, (w, h), fps=fps, codec="libx264", quality=quality, macro_block_size=2, ffmpeg_log_level="error",
             audio_path=wav, audio_codec="aac" if wav else None,
-            output_params=["-movflags", "+faststart"] + (["-ar", str(AUDIO_RATE_OUT)] if wav else []))
+            output_params=[*x264_params, "-movflags", "+faststart"] + (["-ar", str(AUDIO_RATE_OUT)] if wav else []))
         writer.send(None)
         writer.send(np.ascontiguousarray(first))
         for frame in frames:

@@ -143,37 +143,15 @@ def _wav(audio: np.ndarray, sample_rate: int, directory: Path) -> str:
 
 def encode_segment(path: str | Path, frames: Sequence[np.ndarray], audio: np.ndarray | None = None,
                    sample_rate: int | None = None, preset: str = "veryfast") -> Path:
-    """[H, W, 3] uint8 frames (+ mono speech of exactly their length) -> a standalone H.264 + AAC mp4.
+    """[H, W, 3] uint8 frames (+ mono speech of exactly their length) -> a standalone H.264 + AAC mp4 (written under
+    a temporary name and renamed: whoever is told of the path finds a whole file). No B-frames (``zerolatency``), so
+    segments join by stream copy (:func:`join_segments`) and mux into MPEG-TS unchanged."""
+    from renderer.video import write_mp4
 
-    Written under a temporary name and renamed: whoever is told of the path finds a whole file. No B-frames
-    (``zerolatency``), so segments join by stream copy (:func:`join_segments`) and mux into MPEG-TS unchanged."""
-    import imageio_ffmpeg
-
-    path = Path(path)
     if not len(frames):
         raise ValueError("no frames to encode")
-    h, w = frames[0].shape[:2]
-    if h % 2 or w % 2:
-        raise ValueError(f"frame size must be even for H.264 (got {w}x{h})")
-    wav = _wav(audio, sample_rate, path.parent) if audio is not None else None
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    try:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp), (w, h), fps=FPS, codec="libx264", quality=7, macro_block_size=2, ffmpeg_log_level="error",
-            audio_path=wav, audio_codec="aac" if wav else None,
-            output_params=["-preset", preset, "-tune", "zerolatency", "-movflags", "+faststart"]
-            + (["-ar", str(AUDIO_RATE_OUT)] if wav else []))
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        for p in (tmp, wav):
-            if p and os.path.exists(p):
-                os.remove(p)
-    return path
+    return write_mp4(path, frames, fps=FPS, audio=audio, sample_rate=sample_rate, num_frames=len(frames),
+                     x264_params=["-preset", preset, "-tune", "zerolatency"])
 
 
 def join_segments(segments: Sequence[Path], out: str | Path, audio: np.ndarray | None = None,
