@@ -17,11 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import DynamicCache
-
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.generate import kind_masks
-from a2llm.lalm.backbone import DecodeState
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 
 
@@ -59,12 +56,9 @@ def transcribe(backbone, prompts: PromptBuilder, clip: np.ndarray, sample_rate: 
                            reply="text")
     ids = prompt.input_ids[None].to(device)
     audio = torch.from_numpy(prompt.audios[0])[None, None].to(device)
-    embeds = backbone.embed(ids, audio, torch.tensor([[audio.shape[-1]]], device=device),
-                            prompt.audio_patch_mask[None].to(device))
-    out = backbone.decode(embeds, torch.ones_like(ids), past_key_values=DynamicCache(config=backbone.model.config),
-                          use_cache=True)
-    state = DecodeState(out.past_key_values, torch.ones_like(ids), torch.tensor([ids.shape[1]], device=device))
-    logits = out.logits[0, -1]
+    logits, _, state = backbone.prefill(ids, None, audio, torch.tensor([[audio.shape[-1]]], device=device),
+                                        prompt.audio_patch_mask[None].to(device))
+    logits = logits[0]
     allowed = kind_masks(L, logits.shape[-1], str(logits.device))[0].clone()     # text tokens ...
     allowed[L.eot] = True                                                         # ... and the end of the turn
     text: list[int] = []

@@ -146,6 +146,7 @@ class Engine:
         self.text_layout = text_layout_of(model, self.layout)
         self.sampling = config.sampling if config.sampling is not None else default_sampling(self.text_layout)
         self.prompts = PromptBuilder(tokenizer, self.layout)
+        self._system = self.prompts.build([Message("system", config.system_prompt)], reply=None).input_ids.tolist()
         self.detok = detokenizer
         self.motion_decoder = model.motion_tokenizer.streaming()
         self._cancel = threading.Event()
@@ -211,7 +212,7 @@ class Engine:
             audio = pad_question(audio, sample_rate, self.cfg.question_margin_s)
         turn = self.prompts.build([Message("human", Audio(audio, sample_rate) if audio is not None else text)],
                                   reply="speech")
-        system = self.prompts.build([Message("system", self.cfg.system_prompt)], reply=None).input_ids.tolist()
+        system = self._system
         alone = len(system) + len(turn.input_ids) + self.cfg.max_new_tokens
         if alone > self.context_budget:
             raise ValueError(f"this turn needs {len(turn.input_ids)} tokens and its reply up to "

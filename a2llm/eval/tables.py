@@ -63,17 +63,16 @@ def motion_metrics(motions: list[np.ndarray], samples, head) -> dict[str, list[f
     per-pair mean is heavy-tailed), as [value, 0]."""
     from a2llm.eval.metrics import to_vertices, upper_face_displacement
 
-    out = {k: [m, s] for k, (m, s) in aggregate([compute_metrics(p, x.motion, head) for p, x in
-                                                 zip(motions, samples)]).items()}
-    num = den = 0.0
-    for p, x in zip(motions, samples):
-        n = min(len(p), len(x.motion))
-        if n < 3:
-            continue
-        dp = upper_face_displacement(to_vertices(p[:n], head), head)
-        dr = upper_face_displacement(to_vertices(x.motion[:n], head), head)
-        num += float(np.abs(np.diff(dp, n=2, axis=0)).sum())
-        den += float(np.abs(np.diff(dr, n=2, axis=0)).sum())
+    results, num, den = [], 0.0, 0.0
+    for p, x in zip(motions, samples):          # one pair at a time: a split's vertices do not fit in memory
+        pv, rv = to_vertices(p, head), to_vertices(x.motion, head)                 # skinned once per pair
+        results.append(compute_metrics(pv, rv, head))
+        n = min(len(pv), len(rv))
+        if n >= 3:
+            dp, dr = upper_face_displacement(pv[:n], head), upper_face_displacement(rv[:n], head)
+            num += float(np.abs(np.diff(dp, n=2, axis=0)).sum())
+            den += float(np.abs(np.diff(dr, n=2, axis=0)).sum())
+    out = {k: [m, s] for k, (m, s) in aggregate(results).items()}
     out["upper_face_jitter_pooled"] = [num / den if den > 0 else math.nan, 0.0]
     return out
 
