@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for the model (default 1: the nano engine is fastest on one thread, and the "
                          "rendering thread and ffmpeg need the other cores)")
-    ap.add_argument("--segments", default="0.4,1",
+    ap.add_argument("--segments", default="0.4,0.6,1",
                     help="lengths in seconds of a reply's streamed video segments, the last one repeated (default "
                          "0.4,1: a short first segment plays sooner, on nano's 0.4 s first speech chunk; the next "
                          "ones follow its 1 s chunks)")
@@ -96,7 +96,7 @@ def is_loopback(host: str) -> bool:
 
 
 def build_app(default_head: str = "human", checkpoint: str = str(ROOT / "checkpoints" / "a2llm-nano"),
-              segments: str = "0.4,1", studies: str | Path = ROOT / "outputs" / "studies"):
+              segments: str = "0.4,0.6,1", studies: str | Path = ROOT / "outputs" / "studies"):
     import gradio as gr
 
     from ui import checkpoints, compare_tab, conversation_tab, head_tab, study_tab
@@ -108,7 +108,7 @@ def build_app(default_head: str = "human", checkpoint: str = str(ROOT / "checkpo
     with gr.Blocks(title="A²-LLM", analytics_enabled=False) as demo:
         gr.Markdown("# A²-LLM — conversational audio avatar\nText, speech and facial motion from one model.")
         with gr.Tab("Conversation"):
-            conversation_tab.build(heads, default_head, checkpoint, StreamConfig.parse(segments))
+            conversation_tab.build(heads, default_head, checkpoint, StreamConfig.parse(segments, container="ts"))
         with gr.Tab("Compare"):
             compare_tab.build(heads, default_head, checkpoint)
         with gr.Tab("Study"):
@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     # The page is built first: it renders the idle avatar and the Head tab's first picture, which closes the GL
     # renderers kept for streaming; the warm-up turn then opens the one the first visitor's turn will use.
     demo = build_app(args.head, args.checkpoint, args.segments, args.studies)
+    from ui import trace
+
+    trace.trace_gradio_video()                  # A2LLM_TRACE=FILE only (scripts/bench_browser.py --trace)
     if not args.no_warmup:
         from ui.conversation import warm_up
 

@@ -5,6 +5,7 @@ video frames the browser actually presents.
     .venv/bin/python scripts/bench_browser.py --url http://127.0.0.1:7860/    # a running app
     .venv/bin/python scripts/bench_browser.py --app-dir /tmp/before --turns 5 --json   # another checkout's app
     .venv/bin/python scripts/bench_browser.py --app-args "--segments 1" --turns 5
+    .venv/bin/python scripts/bench_browser.py --trace --turns 5               # + where the first frame's time goes
 
 Per reply (a typed question, all turns in one dialogue):
 
@@ -14,6 +15,11 @@ Per reply (a typed question, all turns in one dialogue):
   time from its first to its last frame), ≥ 0;
 * ``finish_s``: Send -> the reply's last frame;
 * ``speech_s``: the reply's length, as its metrics panel reports it.
+
+With ``--trace`` the app it starts writes wall-clock marks of each turn's stages (ui/trace.py) and every turn also
+gets ``stages``: seconds from Send to the handler taking the turn, the engine's first speech and motion, the first
+frames rendered, the first segment encoded, handed to Gradio, through Gradio's own segment work (probe, audio
+decode, AAC, MPEG-TS re-mux), and presented by the browser; the medians of those come out as ``stages_median``.
 
 It prints their medians over the turns and each turn's figures (``--json``: one JSON object). This is a benchmark,
 not a test: the figures depend on the machine and on what else runs on it. It relies only on what both the
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import socket
 import statistics
@@ -115,7 +122,34 @@ def reply_frames(state: dict, t_send: float, before: set[str]) -> list[tuple[flo
     return [(t / 1000, m) for t, m, src in frames if t > t_send and src and src not in before]
 
 
-def one_turn(b, question: str, timeout: float) -> dict:
+#: The first segment's way from Send to the screen, in order (ui/trace.py's events).
+STAGES = (("handler", "turn", None), ("first_speech", "first_audio", None), ("first_motion", "first_motion", None),
+          ("first_render", "rendered", None), ("video_encoded", "video_encoded", None),
+          ("segment_encoded", "encoded", None),
+          ("handed_to_gradio", "yielded", None), ("gradio_start", "gradio_in", "seg"),
+          ("gradio_done", "gradio_out", "seg"))
+
+
+def stage_times(marks: list[dict], t_send: float) -> dict:
+    """Seconds from Send (epoch s) to the first of each stage's marks after it; the Gradio marks are those of the
+    first call that carried a segment (its first call carries none: the reply's box opening)."""
+    marks = [m for m in marks if m["t"] >= t_send]
+    out = {}
+    seg_call = False
+    for m in marks:                                 # the first gradio_in with a segment and its gradio_out
+        if m["event"] == "gradio_in" and m.get("value") and "gradio_start" not in out:
+            out["gradio_start"], seg_call = round(m["t"] - t_send, 3), True
+        elif m["event"] == "gradio_out" and seg_call and "gradio_done" not in out:
+            out["gradio_done"] = round(m["t"] - t_send, 3)
+    for name, event, kind in STAGES:
+        if kind is None:
+            hit = next((m for m in marks if m["event"] == event), None)
+            if hit is not None:
+                out[name] = round(hit["t"] - t_send, 3)
+    return {name: out[name] for name, *_ in STAGES if name in out}
+
+
+def one_turn(b, question: str, timeout: float, trace_file: str | None = None) -> dict:
     """Send one typed question and time its reply's playback."""
     state = b.js("return {frames: window.__a2llmBench.frames, polls: window.__a2llmBench.polls}")
     before = {src for *_, src in state["frames"] + state["polls"]}
@@ -145,10 +179,22 @@ def one_turn(b, question: str, timeout: float) -> dict:
     else:
         raise TimeoutError(f"the reply to {question!r} did not finish playing within {timeout:.0f} s")
     (t0, m0), (t1, m1) = frames[0], frames[-1]
+    # Where playback waited: consecutive presented frames whose wall-clock gap exceeds their media gap by > 80 ms
+    # ([s after Send, s waited]).
+    waits = [[round(b[0] - t_send / 1000, 2), round((b[0] - a[0]) - (b[1] - a[1]), 2)]
+             for a, b in zip(frames, frames[1:]) if (b[0] - a[0]) - (b[1] - a[1]) > 0.08]
+    stages = None
+    if trace_file:
+        from ui import trace
+
+        origin = b.js("return performance.timeOrigin") / 1000            # browser ms -> epoch s
+        stages = {**stage_times(trace.read(trace_file), origin + t_send / 1000),
+                  "first_frame": round(t0 - t_send / 1000, 3)}
     return {"question": question, "first_frame_s": round(t0 - t_send / 1000, 3),
             "stall_s": round(max(0.0, (t1 - t0) - (m1 - m0)), 3), "finish_s": round(t1 - t_send / 1000, 3),
-            "speech_s": speech, "played_s": round(m1 - m0, 3), "frames": len(frames),
-            "timed_by": "requestVideoFrameCallback" if state["frames"] else "currentTime poll"}
+            "speech_s": speech, "played_s": round(m1 - m0, 3), "frames": len(frames), "waits": waits,
+            "timed_by": "requestVideoFrameCallback" if state["frames"] else "currentTime poll",
+            **({"stages": stages} if stages else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,13 +205,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--app-dir", default=str(ROOT), help="the checkout whose app.py to start (default: this one)")
     ap.add_argument("--app-args", default="", help="extra arguments for app.py, e.g. \"--segments 1\"")
     ap.add_argument("--timeout", type=float, default=180, help="seconds a reply may take to finish playing")
+    ap.add_argument("--trace", action="store_true",
+                    help="time the first segment's stages too (the started app writes ui/trace.py marks)")
     args = ap.parse_args(argv)
     if args.turns < 1:
         ap.error("--turns must be at least 1")
     from ui.browser import AppBrowser, find_chromium
 
     find_chromium()
+    if args.trace and args.url:
+        ap.error("--trace needs the app this script starts (leave out --url)")
     log = Path(tempfile.gettempdir()) / "a2llm-bench-browser-app.log"
+    trace_file = None
+    if args.trace:
+        trace_file = str(Path(tempfile.mkdtemp(prefix="a2llm-trace-")) / "trace.jsonl")
+        os.environ["A2LLM_TRACE"] = trace_file                  # inherited by the app it starts
     proc, url = (None, args.url) if args.url else start_app(Path(args.app_dir), shlex.split(args.app_args), log)
     try:
         with AppBrowser(url) as b:
@@ -173,18 +227,24 @@ def main(argv: list[str] | None = None) -> int:
             b.js(PROBE_JS)
             turns = []
             for k in range(args.turns):
-                turns.append(one_turn(b, QUESTIONS[k % len(QUESTIONS)], args.timeout))
+                turns.append(one_turn(b, QUESTIONS[k % len(QUESTIONS)], args.timeout, trace_file))
                 if not args.json:
                     t = turns[-1]
                     print(f"[bench_browser] turn {k + 1}: first frame {t['first_frame_s']:.2f} s, stall "
                           f"{t['stall_s']:.2f} s, finished {t['finish_s']:.2f} s after Send ({t['speech_s']} s of "
                           f"speech)", flush=True)
+                    if "stages" in t:
+                        print("    " + ", ".join(f"{k} {v:.2f}" for k, v in t["stages"].items()), flush=True)
                 time.sleep(1.0)
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
     summary = {k: round(statistics.median(t[k] for t in turns), 3) for k in ("first_frame_s", "stall_s", "finish_s")}
+    if trace_file:
+        names = [n for n, *_ in STAGES] + ["first_frame"]
+        summary["stages_median"] = {n: round(statistics.median(t["stages"][n] for t in turns if n in t["stages"]), 3)
+                                    for n in names if any(n in t["stages"] for t in turns)}
     result = {**summary, "turns": len(turns), "app_dir": str(Path(args.app_dir).resolve()) if not args.url else None,
               "app_args": args.app_args, "url": args.url, "per_turn": turns}
     if args.json:
@@ -192,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"[bench_browser] medians over {len(turns)} replies: first frame {summary['first_frame_s']:.2f} s, "
               f"stall {summary['stall_s']:.2f} s, finished {summary['finish_s']:.2f} s after Send")
+        if trace_file:
+            print("[bench_browser] first segment, median s after Send: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in summary["stages_median"].items()))
     return 0
 
 

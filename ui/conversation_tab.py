@@ -11,11 +11,12 @@ import time
 
 import gradio as gr
 
-from ui import checkpoints
+from ui import checkpoints, trace
 from ui.conversation import SAMPLE_RATE, ChatSession, prepare_audio, voice_choices
 from ui.errors import note, status
 from ui.handsfree import HandsFree
 from ui.media import StreamConfig
+from ui.reply_video import ReplyVideo
 from ui.validate import check_speech, check_text
 
 STAGE_ROWS = ("encoder", "prefill", "decode", "connector", "tokenizer_decode", "detokenizer")
@@ -100,6 +101,7 @@ def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str, 
     session.head, session.checkpoint, session.voice = head, folder, voice or None
     busy = "The avatar is answering…" + (" (new checkpoint: a new dialogue)" if restarted else "")
     accepted = False
+    trace.mark("turn", spoken=audio is not None)
     try:
         for up in session.respond(text=None if audio is not None else text, audio=audio):
             if not accepted:                      # the turn is under way: show it, the reply's box, the dialogue
@@ -107,6 +109,8 @@ def respond(text, mic, session: ChatSession | None, head: str, checkpoint: str, 
                 yield (gr.update(visible=True), _chat(session), keep, keep, keep, keep, keep,
                        "" if audio is None else keep, session, status(busy, "busy"), gr.update(visible=False))
             elif up.metrics is None:
+                if up.segment:
+                    trace.mark("yielded", segment=up.segment.name)
                 yield (str(up.segment) if up.segment else keep, _chat(session), keep, keep, keep, keep, keep,
                        keep, session, keep, keep)
             else:
@@ -276,8 +280,8 @@ def build(head_choices: list[str], default_head: str, checkpoint: str, stream: S
         with gr.Column(scale=3):
             idle = gr.Video(value=str(idle_clip(default_head)), label="Avatar (idle)", autoplay=True, loop=True,
                             height=384, elem_id="a2llm-idle", interactive=False, buttons=[])
-            video = gr.Video(label="Avatar", streaming=True, autoplay=True, height=384, elem_id="a2llm-avatar",
-                             visible=False)
+            video = ReplyVideo(label="Avatar", streaming=True, autoplay=True, height=384, elem_id="a2llm-avatar",
+                               visible=False)
             chat = gr.Chatbot(label="Dialogue", height=260)
             with gr.Row():
                 text = gr.Textbox(label="Type a message", placeholder="How was the concert?", scale=4)

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ui import trace
+
 FPS = 25
 AUDIO_RATE_OUT = 24000
 
@@ -45,12 +47,18 @@ class StreamConfig:
     Attributes:
         segments: segment lengths in seconds, the last one repeated (each a whole number of frames, ≥ 1 frame).
         preset: x264 preset of the segments (each is encoded while the reply is generated: speed first).
+        container: "mp4" (standalone segments with speech, for any player) or "ts" (for the Gradio app: each
+            segment also muxed here into the MPEG-TS piece Gradio's HLS player plays, speech from one AAC encoder
+            for the whole reply, so that Gradio has nothing left to probe, decode or re-mux: :class:`TsMuxer`).
     """
 
-    segments: tuple[float, ...] = (0.4, 1.0)
+    segments: tuple[float, ...] = (0.4, 0.6, 1.0)
     preset: str = "veryfast"
+    container: str = "mp4"
 
     def __post_init__(self):
+        if self.container not in ("mp4", "ts"):
+            raise ValueError(f"container must be 'mp4' or 'ts', got {self.container!r}")
         if not self.segments or any(s * FPS < 1 - 1e-9 for s in self.segments):
             raise ValueError(f"segment lengths must be at least one frame (1/{FPS} s), got {self.segments}")
 
@@ -193,6 +201,94 @@ def join_segments(segments: Sequence[Path], out: str | Path, audio: np.ndarray |
     return out
 
 
+#: Suffix of the file beside a pre-muxed MPEG-TS segment that gives its duration (read by :func:`premuxed`).
+TS_META = ".json"
+
+
+def premuxed(path) -> dict | None:
+    """{"duration": s} of a segment :class:`TsMuxer` wrote (a ``.ts`` with its ``.ts.json`` beside it), else None."""
+    import json
+
+    if path is None or not str(path).endswith(".ts"):
+        return None
+    meta = Path(str(path) + TS_META)
+    return json.loads(meta.read_text()) if meta.exists() else None
+
+
+class TsMuxer:
+    """A reply's MPEG-TS pieces for Gradio's HLS player, made beside generation instead of inside Gradio.
+
+    Gradio's streamed ``gr.Video`` takes each mp4 segment and, on its own worker between two steps of the handler,
+    probes it (ffprobe), decodes its audio (ffmpeg), feeds a per-stream AAC encoder and re-muxes both into MPEG-TS
+    (ffmpeg): ~0.5 s for the first segment on the 2-core machine (docs/BENCH.md, ``bench_browser.py --trace``).
+    Here the speech is already PCM, so the same steps shrink to feeding one AAC encoder started with the turn (its
+    start-up overlaps generation) and one stream-copy mux, with Gradio's own encoder and muxer
+    (``gradio.audio_stream_encoder.AacStreamEncoder``, ``gr.Video.mux_segment``: the same timeline rules — each
+    piece's audio placed one AAC frame early for the encoder's delay, continuity counters carried on — so hls.js
+    sees what it would have seen). Used from one thread at a time (the encoder thread), in segment order.
+    """
+
+    def __init__(self, sample_rate: int):
+        from gradio.audio_stream_encoder import AacStreamEncoder
+
+        self.sample_rate = int(sample_rate)
+        self.encoder = AacStreamEncoder(self.sample_rate, 1, "Streaming the reply's speech")
+        self.video_time = 0.0       # s of video muxed so far
+        self.frames_emitted = 0     # AAC frames muxed so far
+        self.counters: dict[int, int] = {}
+
+    def _take(self) -> list[bytes]:
+        frames = self.encoder.take()
+        while more := self.encoder.take():      # the encoder holds its last frames back: take until dry
+            frames += more
+        if not frames and self.frames_emitted == 0:
+            # hls.js fixes its tracks on the first piece: one without audio would silence the whole reply.
+            frames = self.encoder.take(timeout=2.0)
+        return frames
+
+    def piece(self, video: Path, frames: int, audio: np.ndarray) -> tuple[bytes, float]:
+        """One segment: its video-only H.264 mp4 (``frames`` frames) and its speech [N] float -> (MPEG-TS bytes, s)."""
+        import gradio as gr
+
+        pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        self.encoder.feed(pcm)
+        aac = self._take()
+        audio_time = (self.frames_emitted - 1) * self.encoder.frame_duration
+        data = gr.Video.mux_segment(str(video), "h264", b"".join(aac), self.video_time, audio_time, 0.0,
+                                    self.counters)
+        self.frames_emitted += len(aac)
+        duration = frames / FPS
+        self.video_time += duration
+        return data, duration
+
+    def tail(self) -> tuple[bytes, float] | None:
+        """The speech the encoder still holds (its last ~0.1 s) as an audio-only piece, and the encoder closed;
+        None when nothing was left."""
+        import gradio as gr
+
+        aac = self.encoder.flush()
+        if not aac:
+            return None
+        audio_time = (self.frames_emitted - 1) * self.encoder.frame_duration
+        data = gr.Video.mux_segment(None, None, b"".join(aac), 0.0, audio_time, 0.0, self.counters)
+        self.frames_emitted += len(aac)
+        return data, len(aac) * self.encoder.frame_duration
+
+    def close(self) -> None:
+        self.encoder.close()
+
+
+def write_piece(path: Path, data: bytes, duration: float) -> Path:
+    """A pre-muxed MPEG-TS piece and its duration beside it (the duration first: whoever sees the .ts finds both)."""
+    import json
+
+    Path(str(path) + TS_META).write_text(json.dumps({"duration": round(duration, 6)}))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
 class TurnMedia:
     """Renders and encodes one reply on worker threads.
 
@@ -217,7 +313,11 @@ class TurnMedia:
         self.segmenter = Segmenter(config, sample_rate)
         self.sample_rate = sample_rate
         self.segments: list[Path] = []
+        self.pieces = 0             # MPEG-TS pieces written (container "ts")
+        # Started with the turn, so that the AAC encoder's start-up overlaps generation rather than the first piece.
+        self.muxer = TsMuxer(sample_rate) if config.container == "ts" else None
         self.frames = 0
+        self._heard = False         # a speech chunk has arrived (for the trace's first_audio mark)
         self._inbox: queue.Queue = queue.Queue()
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._failed = threading.Event()
@@ -240,6 +340,8 @@ class TurnMedia:
         self._failed.set()
         self._inbox.put(("end", None))
         self._thread.join(timeout)
+        if self.muxer is not None:
+            self.muxer.close()
 
     # --- the render thread --------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -253,9 +355,15 @@ class TurnMedia:
                 if kind == "end":
                     break
                 if kind == "audio":
+                    if not self._heard:
+                        self._heard = True
+                        trace.mark("first_audio", samples=len(data))
                     ready = self.segmenter.add_audio(data)
                 else:
+                    if self.frames == 0:
+                        trace.mark("first_motion", frames=len(data))
                     images = render_frames(self.head, self.head.vertices(data), self.size)
+                    trace.mark("rendered", frames=len(images), total=self.frames + len(images))
                     self.frames += len(images)
                     if self.on_frames is not None:
                         self.on_frames(images)
@@ -263,6 +371,8 @@ class TurnMedia:
                 self._submit(ready)
             if not self._failed.is_set():
                 self._submit(self.segmenter.finish())
+                if self.muxer is not None:
+                    self._encoder.submit(self._tail)
             self._encoder.shutdown(wait=True)
             if not self._failed.is_set():
                 self.emit(("media_done", list(self.segments)))
@@ -280,11 +390,32 @@ class TurnMedia:
         if self._failed.is_set():
             return
         try:
-            encode_segment(path, frames, audio, self.sample_rate, self.config.preset)
+            if self.muxer is None:
+                encode_segment(path, frames, audio, self.sample_rate, self.config.preset)
+                shown = path
+            else:                       # video-only mp4 (joined into the turn's file), speech into the TS piece
+                encode_segment(path, frames, None, None, self.config.preset)
+                trace.mark("video_encoded", segment=path.name)
+                shown = write_piece(path.with_suffix(".ts"), *self.muxer.piece(path, len(frames), audio))
+                self.pieces += 1
         except Exception as e:                                  # noqa: BLE001
             self._fail(e)
             return
-        self.emit(("segment", path))
+        trace.mark("encoded", segment=shown.name, frames=len(frames))
+        self.emit(("segment", shown))
+
+    def _tail(self) -> None:
+        """The last of the speech the AAC encoder held back, as an audio-only piece (container "ts")."""
+        if self._failed.is_set():
+            self.muxer.close()
+            return
+        try:
+            piece = self.muxer.tail()
+        except Exception as e:                                  # noqa: BLE001
+            self._fail(e)
+            return
+        if piece is not None:
+            self.emit(("segment", write_piece(self.out_dir / f"seg_{self.pieces:05d}_tail.ts", *piece)))
 
     def _fail(self, e: Exception) -> None:
         if not self._failed.is_set():

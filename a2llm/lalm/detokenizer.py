@@ -123,8 +123,9 @@ class DetokenizerStream(ABC):
     """Streaming state of one utterance: the chunk schedule lives here, the decoding in subclasses.
 
     A chunk of ``chunk_tokens`` tokens is decoded as soon as ``chunk_tokens + lookahead_tokens`` undecoded tokens
-    are buffered (the lookahead tokens stay undecoded and start the next chunk); the utterance's first chunk may be
-    shorter (the detokenizer's ``first_chunk_tokens``, default ``chunk_tokens``), so that speech starts sooner; ``flush()`` decodes the rest
+    are buffered (the lookahead tokens stay undecoded and start the next chunk); the utterance's first chunks may be
+    shorter (the detokenizer's ``chunk_schedule``, or ``first_chunk_tokens`` for the first alone), so that speech
+    starts sooner; ``flush()`` decodes the rest
     without lookahead and resets the state. Use as a context manager (``with detok.stream() as s``) to reset on
     exit.
 
@@ -148,6 +149,7 @@ class DetokenizerStream(ABC):
         """Forget the utterance (tokens, audio history and decoder caches)."""
         self.tokens = np.zeros(0, np.int64)
         self.tokens_decoded = 0
+        self.chunks_decoded = 0
         self.samples_emitted = 0
         self._reset_state()
 
@@ -169,12 +171,18 @@ class DetokenizerStream(ABC):
             start, end = self.tokens_decoded, self.tokens_decoded + self._chunk()
             chunks.append(self._emit(self._decode(start, end, final=False), start, end))
             self.tokens_decoded = end
+            self.chunks_decoded += 1
         return chunks
 
     def _chunk(self) -> int:
-        """Tokens in the next chunk: the detokenizer's ``first_chunk_tokens`` for the first, then ``chunk_tokens``."""
+        """Tokens in the next chunk: the detokenizer's ``chunk_schedule`` (sizes of its first chunks: speech starts
+        sooner and the next pieces follow while the first still plays), else ``first_chunk_tokens`` for the first;
+        then ``chunk_tokens``."""
         d = self.detokenizer
-        return getattr(d, "first_chunk_tokens", d.chunk_tokens) if self.tokens_decoded == 0 else d.chunk_tokens
+        schedule = getattr(d, "chunk_schedule", None)
+        if schedule is None:
+            schedule = (d.first_chunk_tokens,) if hasattr(d, "first_chunk_tokens") else ()
+        return schedule[self.chunks_decoded] if self.chunks_decoded < len(schedule) else d.chunk_tokens
 
     def flush(self) -> np.ndarray:
         """End of utterance: decode the remaining tokens without lookahead, then reset. float32 [samples]."""

@@ -323,8 +323,11 @@ class NanoToken2Wav(Detokenizer):
         self.sample_rate, self.num_tokens, self.token_rate = cfg.sample_rate, cfg.num_tokens, cfg.token_rate
         self.chunk_tokens, self.lookahead_tokens = cfg.chunk_tokens, cfg.lookahead_tokens
         # The first chunk is 10 tokens (0.4 s): speech, and with it the first video segment, can start after 13
-        # tokens instead of 28. The streaming Griffin-Lim takes chunks of any length, so the audio is unchanged.
+        # tokens instead of 28; the second is 15 (0.6 s), so the app's second segment (0.4-1.0 s) need not wait for
+        # a whole second of speech while the first plays (docs/BENCH.md: that wait was the stall after the first
+        # segment). The streaming Griffin-Lim takes chunks of any length, so the audio is unchanged.
         self.first_chunk_tokens = min(10, cfg.chunk_tokens)
+        self.chunk_schedule = (self.first_chunk_tokens, min(15, cfg.chunk_tokens))
         self.window = torch.hann_window(cfg.win_length)
         self.mel_basis = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max)
         self._mel_pinv = torch.linalg.pinv(self.mel_basis)

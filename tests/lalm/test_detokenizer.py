@@ -50,14 +50,16 @@ def test_duration_is_tokens_over_25_seconds(detok, n):
 
 def test_chunk_schedule_and_flush(detok):
     s = detok.stream()
-    assert detok.first_chunk_tokens == 10 and detok.chunk_tokens == 25
+    assert detok.chunk_schedule == (10, 15) and detok.chunk_tokens == 25
     assert s.push(tokens(12)) == []                         # the short first chunk: 10 + 3 lookahead not yet there
     chunks = s.push(tokens(1, seed=1))                      # 13th token: one chunk of 10 tokens
     assert [len(c) for c in chunks] == [10 * SPT] and s.samples_emitted == 10 * SPT and s.tokens_decoded == 10
-    assert s.push(tokens(24, seed=2)) == []                 # 37 pushed, 27 undecoded
-    assert [len(c) for c in s.push(tokens(1, seed=3))] == [25 * SPT]   # then chunks of 25
-    assert s.seconds_emitted == 1.4
-    rest = s.flush()                                        # tokens 35..38 without lookahead
+    assert s.push(tokens(14, seed=2)) == []                 # 27 pushed, 17 undecoded
+    assert [len(c) for c in s.push(tokens(1, seed=3))] == [15 * SPT]   # the second chunk: 15
+    assert s.push(tokens(24, seed=6)) == []                 # 52 pushed, 27 undecoded
+    assert [len(c) for c in s.push(tokens(1, seed=7))] == [25 * SPT]   # then chunks of 25
+    assert s.seconds_emitted == 2.0
+    rest = s.flush()                                        # tokens 50..52 without lookahead
     assert rest.shape == (3 * SPT,) and rest.dtype == np.float32
     assert s.tokens_pushed == 0 and s.samples_emitted == 0  # flush ends the utterance
     assert len(s.flush()) == 0
@@ -70,7 +72,7 @@ def test_streaming_equals_whole_decode(detok, piece):
     with detok.stream() as s:
         parts = [c for i in range(0, len(toks), piece) for c in s.push(toks[i:i + piece])]
         parts.append(s.flush())
-    assert [len(p) // SPT for p in parts] == [10, 25, 25, 25, 18]
+    assert [len(p) // SPT for p in parts] == [10, 15, 25, 25, 25, 3]
     np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-4)
 
 
@@ -85,7 +87,7 @@ def test_chunks_get_the_whole_utterances_mel(detok):
     s.gl.step = lambda mag, ahead=None: (fed.append(mag), step(mag, ahead))[1]
     s.push(toks)
     s.flush()
-    assert [m.shape[1] for m in fed] == [40, 100, 100, 100, 20]          # 10, 25, 25, 25 tokens, then the rest
+    assert [m.shape[1] for m in fed] == [40, 60, 100, 100, 60]           # 10, 15, 25, 25 tokens, then the rest
     torch.testing.assert_close(torch.cat(fed, 1), whole, atol=1e-5, rtol=1e-4)
     fpt = TINY.frames_per_token
     whole = detok.mel(toks)

@@ -18,7 +18,7 @@ def _frames(n, start=0, size=64):
 
 def test_the_schedule_starts_short_and_keeps_speech_on_the_frames_timeline():
     cfg = StreamConfig()
-    assert [cfg.frames(k) for k in range(5)] == [10, 25, 25, 25, 25]
+    assert [cfg.frames(k) for k in range(5)] == [10, 15, 25, 25, 25]
     seg = Segmenter(cfg, SR)
     speech = np.arange(87 * 640, dtype=np.float32)              # sample s holds the value s: its place is visible
     out = []
@@ -27,7 +27,7 @@ def test_the_schedule_starts_short_and_keeps_speech_on_the_frames_timeline():
         out += seg.add_frames(_frames(n, k))
         out += seg.add_audio(speech[k * 640:(k + n) * 640])
     out += seg.finish()
-    assert [len(f) for f, _ in out] == [10, 25, 25, 25, 2]
+    assert [len(f) for f, _ in out] == [10, 15, 25, 25, 12]
     start = 0
     for frames, audio in out:                                    # segment k's speech is exactly its frames' time
         assert len(audio) == 640 * len(frames) and audio[0] == 640 * start
@@ -92,7 +92,7 @@ def test_turn_media_renders_and_encodes_on_its_threads_in_order(tmp_path):
             break
         got.append(value)
     assert got == value and [p.name for p in got] == ["seg_00000.mp4", "seg_00001.mp4", "seg_00002.mp4"]
-    assert [probe_mp4(p)["frames"] for p in got] == [10, 25, 5] and media.frames == 40
+    assert [probe_mp4(p)["frames"] for p in got] == [10, 15, 15] and media.frames == 40
     media.close()
 
 
@@ -109,3 +109,68 @@ def test_an_encoding_failure_is_reported_once(tmp_path):
     media.close()
     assert events.empty()
 
+
+
+def _run_media(media, events, motion, speech):
+    """Feed a TurnMedia as the engine thread does; returns (emitted segment paths, media_done's list)."""
+    def feed():
+        for k in range(0, len(motion), 5):
+            media.add_motion(motion[k:k + 5])
+            media.add_audio(speech[k * 640:(k + 5) * 640])
+        media.finish()
+
+    threading.Thread(target=feed).start()
+    got = []
+    while True:
+        kind, value = events.get(timeout=120)
+        assert kind != "error", value
+        if kind == "media_done":
+            return got, value
+        got.append(value)
+
+
+def test_ts_pieces_carry_the_speech_on_the_video_timeline_for_gradios_player(tmp_path):
+    """container "ts" (the app): each segment is also muxed here into the MPEG-TS piece Gradio's HLS player plays
+    (speech from one AAC encoder for the whole reply, placed one AAC frame early for the encoder's delay, as
+    Gradio itself places it), the encoder's last frames follow as an audio-only piece, and the turn's mp4 is still
+    joined from video-only segments."""
+    import subprocess
+
+    from a2llm.head import load_head
+    from ui.media import premuxed
+
+    events = queue.Queue()
+    media = TurnMedia(load_head("open"), 64, tmp_path, SR, StreamConfig(container="ts"), events.put)
+    motion = np.zeros((60, 58), np.float32)
+    speech = (0.2 * np.sin(np.arange(60 * 640) / 7)).astype(np.float32)
+    got, mp4s = _run_media(media, events, motion, speech)
+    media.close()
+    assert [p.name for p in got] == ["seg_00000.ts", "seg_00001.ts", "seg_00002.ts", "seg_00003.ts",
+                                     "seg_00004_tail.ts"]
+    durations = [premuxed(p)["duration"] for p in got]
+    assert durations[:4] == [0.4, 0.6, 1.0, 0.4] and 0 < durations[4] < 0.3   # 10, 15, 25, 10 frames, then AAC
+    assert [p.name for p in mp4s] == [f"seg_{k:05d}.mp4" for k in range(4)]
+    assert all(probe_mp4(p)["audio_codec"] is None for p in mp4s)               # speech only in the pieces
+    whole = tmp_path / "all.ts"
+    whole.write_bytes(b"".join(p.read_bytes() for p in got))
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time,duration",
+                          "-of", "csv=p=0", str(whole)], capture_output=True, text=True).stdout.split()
+    streams = {line.split(",")[0]: [float(x) for x in line.split(",")[1:]] for line in out}
+    assert abs(streams["video"][0] - 10.0) < 1e-3 and abs(streams["video"][1] - 2.4) < 1e-3
+    assert abs(streams["audio"][0] - (10.0 - 1024 / SR)) < 1e-3                 # one AAC frame early
+    assert abs(sum(streams["audio"]) - (10.0 + 2.4)) < 0.1                       # and all the speech is there
+    turn = join_segments(mp4s, tmp_path / "turn-01.mp4", speech, SR, 60)
+    assert probe_mp4(turn)["frames"] == 60 and probe_mp4(turn)["audio_codec"] == "aac"
+
+
+def test_the_reply_video_plays_premuxed_pieces_as_they_are(tmp_path):
+    import anyio
+
+    from ui.media import write_piece
+    from ui.reply_video import ReplyVideo
+
+    piece = write_piece(tmp_path / "seg_00000.ts", b"\x47" + bytes(187), 0.4)
+    video = ReplyVideo(streaming=True)
+    assert video.get_block_name() == "video"                   # the page sees an ordinary video
+    chunk, file = anyio.run(video.stream_output, str(piece), "out-1", True)
+    assert chunk == {"data": b"\x47" + bytes(187), "duration": 0.4, "extension": ".ts"} and file["is_stream"]
