@@ -190,6 +190,15 @@ def one_turn(b, question: str, timeout: float, trace_file: str | None = None) ->
         origin = b.js("return performance.timeOrigin") / 1000            # browser ms -> epoch s
         stages = {**stage_times(trace.read(trace_file), origin + t_send / 1000),
                   "first_frame": round(t0 - t_send / 1000, 3)}
+        # Each streamed piece: server hands it over (gradio_out) -> browser fetched it (resource timing), s after Send.
+        fetched = b.js("return performance.getEntriesByType('resource').filter(e => e.name.includes('.ts'))"
+                       ".map(e => [e.name.split('?')[0].split('/').pop(), e.startTime, e.responseEnd])")
+        send_epoch = origin + t_send / 1000
+        served = [round(m["t"] - send_epoch, 2) for m in trace.read(trace_file)
+                  if m["event"] == "gradio_out" and m["t"] >= send_epoch]
+        stages["pieces_served"] = served
+        stages["pieces_fetched"] = [[round(s / 1000 - t_send / 1000, 2), round(e / 1000 - t_send / 1000, 2)]
+                                    for _, s, e in fetched if s > t_send]
     return {"question": question, "first_frame_s": round(t0 - t_send / 1000, 3),
             "stall_s": round(max(0.0, (t1 - t0) - (m1 - m0)), 3), "finish_s": round(t1 - t_send / 1000, 3),
             "speech_s": speech, "played_s": round(m1 - m0, 3), "frames": len(frames), "waits": waits,
@@ -234,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{t['stall_s']:.2f} s, finished {t['finish_s']:.2f} s after Send ({t['speech_s']} s of "
                           f"speech)", flush=True)
                     if "stages" in t:
-                        print("    " + ", ".join(f"{k} {v:.2f}" for k, v in t["stages"].items()), flush=True)
+                        print("    " + ", ".join(f"{k} {v}" for k, v in t["stages"].items()), flush=True)
                 time.sleep(1.0)
     finally:
         if proc is not None:

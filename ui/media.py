@@ -223,56 +223,74 @@ class TsMuxer:
     (ffmpeg): ~0.5 s for the first segment on the 2-core machine (docs/BENCH.md, ``bench_browser.py --trace``).
     Here the speech is already PCM, so the same steps shrink to feeding one AAC encoder started with the turn (its
     start-up overlaps generation) and one stream-copy mux, with Gradio's own encoder and muxer
-    (``gradio.audio_stream_encoder.AacStreamEncoder``, ``gr.Video.mux_segment``: the same timeline rules — each
-    piece's audio placed one AAC frame early for the encoder's delay, continuity counters carried on — so hls.js
-    sees what it would have seen). Used from one thread at a time (the encoder thread), in segment order.
+    (``gradio.audio_stream_encoder.AacStreamEncoder``, ``gr.Video.mux_segment``).
+
+    **A piece's picture never outruns its sound.** The AAC encoder hands out a frame (64 ms at 16 kHz) only once
+    it has the samples after it, so after a segment's speech is fed its last ~0.1 s is still inside the encoder.
+    Muxed as they come (Gradio's way), every piece's audio ends that much before its video, and the player, which
+    waits for both tracks, stalls at each piece's end until the next piece arrives (then needs ~0.5 s to resume in
+    Chromium: bench_browser.py's ``waits``). So a piece carries video only as far as its audio reaches; the frames
+    beyond wait for the next piece, and the last piece takes what the encoder still holds. The encoder's priming
+    frame is dropped, so speech and picture both start at zero (Gradio places it one frame before the video, a
+    hole the player has to step over). Used from one thread at a time (the encoder thread), in segment order.
+
+    Args:
+        sample_rate: the speech's rate.
+        preset: x264 preset of the pieces' video.
     """
 
-    def __init__(self, sample_rate: int):
+    def __init__(self, sample_rate: int, preset: str = "veryfast"):
         from gradio.audio_stream_encoder import AacStreamEncoder
 
-        self.sample_rate = int(sample_rate)
+        self.sample_rate, self.preset = int(sample_rate), preset
         self.encoder = AacStreamEncoder(self.sample_rate, 1, "Streaming the reply's speech")
-        self.video_time = 0.0       # s of video muxed so far
-        self.frames_emitted = 0     # AAC frames muxed so far
+        self.aac_placed = 0         # AAC frames placed on the timeline, the dropped priming frame counted
+        self.video_frames = 0       # video frames muxed so far
         self.counters: dict[int, int] = {}
+        self._aac: list[bytes] = []             # taken from the encoder, not yet muxed
+        self._frames: list[np.ndarray] = []     # rendered, not yet muxed
 
     def _take(self) -> list[bytes]:
         frames = self.encoder.take()
-        while more := self.encoder.take():      # the encoder holds its last frames back: take until dry
+        while more := self.encoder.take():      # the encoder emits in bursts: take until dry
             frames += more
-        if not frames and self.frames_emitted == 0:
-            # hls.js fixes its tracks on the first piece: one without audio would silence the whole reply.
-            frames = self.encoder.take(timeout=2.0)
         return frames
 
-    def piece(self, video: Path, frames: int, audio: np.ndarray) -> tuple[bytes, float]:
-        """One segment: its video-only H.264 mp4 (``frames`` frames) and its speech [N] float -> (MPEG-TS bytes, s)."""
-        import gradio as gr
-
+    def piece(self, video: Path, frames: Sequence[np.ndarray], audio: np.ndarray):
+        """Add a segment's frames [H, W, 3] and its speech [N] float; returns (MPEG-TS bytes, seconds, ``video``
+        — the piece's video-only mp4, written there) for what can go out now, or None when nothing can yet."""
         pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
         self.encoder.feed(pcm)
-        aac = self._take()
-        audio_time = (self.frames_emitted - 1) * self.encoder.frame_duration
-        data = gr.Video.mux_segment(str(video), "h264", b"".join(aac), self.video_time, audio_time, 0.0,
-                                    self.counters)
-        self.frames_emitted += len(aac)
-        duration = frames / FPS
-        self.video_time += duration
-        return data, duration
+        self._aac += self._take()
+        self._frames += list(frames)
+        if self.aac_placed == 0 and self._aac:
+            self._aac, self.aac_placed = self._aac[1:], 1          # the priming frame
+        audio_end = (self.aac_placed - 1 + len(self._aac)) * self.encoder.frame_duration if self.aac_placed else 0.0
+        n = min(len(self._frames), int(audio_end * FPS + 1e-6) - self.video_frames)
+        return self._mux(video, n) if n > 0 else None
 
-    def tail(self) -> tuple[bytes, float] | None:
-        """The speech the encoder still holds (its last ~0.1 s) as an audio-only piece, and the encoder closed;
-        None when nothing was left."""
+    def tail(self, video: Path):
+        """End of the reply: what is left (frames and the speech the encoder still holds) as a last piece, and the
+        encoder closed; (bytes, seconds, mp4 or None), or None when nothing was left."""
+        self._aac += self.encoder.flush()
+        if self.aac_placed == 0 and self._aac:
+            self._aac, self.aac_placed = self._aac[1:], 1
+        if not self._frames and not self._aac:
+            return None
+        return self._mux(video, len(self._frames))
+
+    def _mux(self, video: Path, n: int):
         import gradio as gr
 
-        aac = self.encoder.flush()
-        if not aac:
-            return None
-        audio_time = (self.frames_emitted - 1) * self.encoder.frame_duration
-        data = gr.Video.mux_segment(None, None, b"".join(aac), 0.0, audio_time, 0.0, self.counters)
-        self.frames_emitted += len(aac)
-        return data, len(aac) * self.encoder.frame_duration
+        frames, self._frames = self._frames[:n], self._frames[n:]
+        mp4 = encode_segment(video, frames, None, None, self.preset) if n else None
+        aac, self._aac = self._aac, []
+        fd = self.encoder.frame_duration
+        data = gr.Video.mux_segment(str(mp4) if mp4 else None, "h264" if mp4 else None, b"".join(aac),
+                                    self.video_frames / FPS, max(self.aac_placed - 1, 0) * fd, 0.0, self.counters)
+        self.aac_placed += len(aac)
+        self.video_frames += n
+        return data, (n / FPS if n else len(aac) * fd), mp4
 
     def close(self) -> None:
         self.encoder.close()
@@ -313,9 +331,9 @@ class TurnMedia:
         self.segmenter = Segmenter(config, sample_rate)
         self.sample_rate = sample_rate
         self.segments: list[Path] = []
-        self.pieces = 0             # MPEG-TS pieces written (container "ts")
+        self._cut = 0               # segments cut so far (their files are named after it)
         # Started with the turn, so that the AAC encoder's start-up overlaps generation rather than the first piece.
-        self.muxer = TsMuxer(sample_rate) if config.container == "ts" else None
+        self.muxer = TsMuxer(sample_rate, config.preset) if config.container == "ts" else None
         self.frames = 0
         self._heard = False         # a speech chunk has arrived (for the trace's first_audio mark)
         self._inbox: queue.Queue = queue.Queue()
@@ -382,8 +400,10 @@ class TurnMedia:
 
     def _submit(self, ready) -> None:
         for frames, audio in ready:
-            path = self.out_dir / f"seg_{len(self.segments):05d}.mp4"
-            self.segments.append(path)
+            path = self.out_dir / f"seg_{self._cut:05d}.mp4"
+            self._cut += 1
+            if self.muxer is None:
+                self.segments.append(path)
             self._encoder.submit(self._encode, path, frames, audio)
 
     def _encode(self, path: Path, frames, audio) -> None:
@@ -394,28 +414,35 @@ class TurnMedia:
                 encode_segment(path, frames, audio, self.sample_rate, self.config.preset)
                 shown = path
             else:                       # video-only mp4 (joined into the turn's file), speech into the TS piece
-                encode_segment(path, frames, None, None, self.config.preset)
-                trace.mark("video_encoded", segment=path.name)
-                shown = write_piece(path.with_suffix(".ts"), *self.muxer.piece(path, len(frames), audio))
-                self.pieces += 1
+                shown = self._piece(self.muxer.piece(path, frames, audio), path)
         except Exception as e:                                  # noqa: BLE001
             self._fail(e)
             return
-        trace.mark("encoded", segment=shown.name, frames=len(frames))
-        self.emit(("segment", shown))
+        if shown is not None:
+            trace.mark("encoded", segment=shown.name, frames=len(frames))
+            self.emit(("segment", shown))
+
+    def _piece(self, made, mp4: Path) -> Path | None:
+        """A TsMuxer result written as the next ``seg_NNNNN.ts`` (its mp4 kept for the turn's file)."""
+        if made is None:
+            return None
+        data, seconds, video = made
+        if video is not None:
+            self.segments.append(video)
+        return write_piece(mp4.with_suffix(".ts"), data, seconds)
 
     def _tail(self) -> None:
-        """The last of the speech the AAC encoder held back, as an audio-only piece (container "ts")."""
+        """The frames and speech still held back, as the last piece (container "ts")."""
         if self._failed.is_set():
-            self.muxer.close()
             return
         try:
-            piece = self.muxer.tail()
+            shown = self._piece(self.muxer.tail(self.out_dir / f"seg_{self._cut:05d}.mp4"),
+                                self.out_dir / f"seg_{self._cut:05d}.mp4")
         except Exception as e:                                  # noqa: BLE001
             self._fail(e)
             return
-        if piece is not None:
-            self.emit(("segment", write_piece(self.out_dir / f"seg_{self.pieces:05d}_tail.ts", *piece)))
+        if shown is not None:
+            self.emit(("segment", shown))
 
     def _fail(self, e: Exception) -> None:
         if not self._failed.is_set():
