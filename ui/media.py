@@ -16,9 +16,10 @@ docs/RENDER.md's, on the 2-core machine):
 Here the engine runs on its own thread (:class:`~ui.conversation.ChatSession`), the motion is rendered on the
 process's GL thread (all GL work stays on that one thread: an EGL context belongs to the thread that made it
 current) fed by this module's render thread, and segments are encoded by one encoder thread (ffmpeg is its own
-process, so it uses the other core). The segment schedule starts short — by default 0.4 s (nano's first speech chunk is 10
-tokens, 0.4 s), then 1 s, so that segments end where the detokenizer's speech chunks end — and the whole turn's mp4 is the segments'
-video joined without re-encoding, with its speech encoded once.
+process, so it uses the other core). The segment schedule starts short — by default 0.4 s, 0.6 s, then 1 s, where
+nano's speech chunks (10, 15, then 25 tokens) end — and the whole turn's mp4 is the segments' video joined without
+re-encoding, with its speech encoded once. For the Gradio app (``container="ts"``) each segment is also muxed here
+into the MPEG-TS piece the page's player plays (:class:`TsMuxer`), so Gradio has nothing left to do per segment.
 """
 from __future__ import annotations
 
