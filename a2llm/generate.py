@@ -29,6 +29,10 @@ from a2llm.data.collate import TEXT_LAYOUTS, CollatorConfig, FlameQACollator, re
 from a2llm.data.format import FlameQASample, Turn
 from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout, is_step_audio2
 
+#: How the connector's code predictions become motion (Generator / EngineConfig ``motion_decode``): the most likely
+#: code per level, or the latent its distributions expect (:meth:`a2llm.motion.rvq.MotionRVQVAE.expected_latent`).
+MOTION_DECODES = ("codes", "expected")
+
 
 @dataclass
 class Answer:
@@ -423,7 +427,11 @@ class Generator:
     greedy for nano, the release's settings for Step-Audio-2); :meth:`answer` can override it per call.
     """
 
-    def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None, sampling: Sampling | None = None):
+    def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None, sampling: Sampling | None = None,
+                 motion_decode: str = "codes"):
+        if motion_decode not in MOTION_DECODES:
+            raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {motion_decode!r}")
+        self.motion_decode = motion_decode          # as EngineConfig.motion_decode
         self.model, self.tok = model.eval(), text_tokenizer
         self.layout = layout or layout_for(text_tokenizer)
         self.text_layout = text_layout_of(model, self.layout)
@@ -436,14 +444,18 @@ class Generator:
     # ------------------------------------------------------------------------------------------ motion
     def _motion_from_hidden(self, hidden: torch.Tensor, lengths: torch.Tensor) -> list[np.ndarray]:
         """hidden [B, T, d] at audio-token steps -> B motions [T_b, 58] through connector + RVQ decoder."""
-        codes = self.model.connector.generate(hidden, lengths).tokens
+        gen = self.model.connector.generate(hidden, lengths)
         G = self.model.connector.cfg.group
         out = []
         for b, T in enumerate(lengths.tolist()):
             if T == 0:
                 out.append(np.zeros((0, 58), np.float32))
                 continue
-            out.append(self.model.motion_tokenizer.decode(codes[b, :-(-T // G)].cpu().numpy())[:T])
+            n = -(-T // G)
+            if self.motion_decode == "expected":
+                out.append(self.model.motion_tokenizer.decode_expected(gen.logits[b, :n].float().cpu())[:T])
+            else:
+                out.append(self.model.motion_tokenizer.decode(gen.tokens[b, :n].cpu().numpy())[:T])
         return out
 
     @torch.no_grad()

@@ -35,8 +35,8 @@ from transformers import DynamicCache
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.engine.context import exchange_ids, newest_that_fit, transcribe
 from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
-from a2llm.generate import (QUESTION_MARGIN_S, ReplyDecoder, Sampling, default_sampling, layout_for, pad_question,
-                             text_layout_of)
+from a2llm.generate import (MOTION_DECODES, QUESTION_MARGIN_S, ReplyDecoder, Sampling, default_sampling, layout_for,
+                             pad_question, text_layout_of)
 from a2llm.lalm.backbone import DecodeState
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 
@@ -80,6 +80,10 @@ class EngineConfig:
             by :meth:`Engine.reset`, so a dialogue replays exactly). None: greedy for nano, the release's
             temperature 0.7 / top-p 0.9 / repetition penalty 1.05 for Step-Audio-2
             (:func:`a2llm.generate.default_sampling`).
+        motion_decode: how the connector's prediction becomes motion: "codes" (its most likely code per level,
+            decoded) or "expected" (the latent its code distributions expect,
+            :meth:`a2llm.motion.rvq.MotionRVQVAE.expected_latent`: smoother where it hesitates). The codes fed
+            back into the connector are its most likely ones either way, as in training.
     """
 
     max_new_tokens: int = 800
@@ -96,8 +100,11 @@ class EngineConfig:
     context_budget: int | None = None
     transcribe: bool = True
     sampling: Sampling | None = None
+    motion_decode: str = "codes"
 
     def __post_init__(self):
+        if self.motion_decode not in MOTION_DECODES:
+            raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {self.motion_decode!r}")
         if self.context_replies not in ("text", "speech"):
             raise ValueError("context_replies must be 'text' or 'speech'")
         if self.context_budget is not None and self.context_budget < 1:
@@ -413,6 +420,10 @@ class Engine:
         h = torch.stack(hidden_buf, 1).to(self.connector.proj.weight.dtype)       # [1, F, d]
         codes = stream.step(h)[0]
         t = clock.add("connector", t)
-        frames = self.motion_decoder.step(codes.cpu()).float().numpy()
+        if self.cfg.motion_decode == "expected":
+            z = self.model.motion_tokenizer.model.expected_latent(stream.last_logits[0].cpu())
+            frames = self.motion_decoder.step_latent(z).float().numpy()
+        else:
+            frames = self.motion_decoder.step(codes.cpu()).float().numpy()
         clock.add("tokenizer_decode", t)
         return frames

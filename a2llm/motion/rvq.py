@@ -165,7 +165,21 @@ class MotionRVQVAE(nn.Module):
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """[B, N, Nq] -> [B, N*group, D] motion."""
-        return self.decoder(self.quantizer.get_output_from_indices(indices)) * self.std + self.mean
+        return self.decode_latent(self.quantizer.get_output_from_indices(indices))
+
+    def decode_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """Quantized latents [B, N, latent] -> [B, N*group, D] motion."""
+        return self.decoder(z) * self.std + self.mean
+
+    def expected_latent(self, logits: torch.Tensor) -> torch.Tensor:
+        """The latent a code predictor expects: logits [..., Nq, K] over each level's codes -> [..., latent],
+        Σ_level Σ_k softmax(logits)_k · codebook_level[k] (each level's own distribution; with one-hot
+        predictions, exactly ``get_output_from_indices`` of their codes). Where the predictor hesitates between
+        codes, the latent moves part of the way instead of jumping to one: what made the connector's upper face
+        twitch (docs/TOKENIZER.md, "Expected codes")."""
+        probs = logits.float().softmax(-1)                                      # [..., Nq, K]
+        books = self.quantizer.codebooks.to(probs.dtype)                       # [Nq, K, latent]
+        return torch.einsum("...lk,lkd->...d", probs, books)
 
 
 class StreamingDecoder:
@@ -182,7 +196,7 @@ class StreamingDecoder:
         self.reset()
 
     def reset(self) -> None:
-        self.history = torch.zeros(0, self.model.cfg.num_quantizers, dtype=torch.long)
+        self.history = torch.zeros(0, self.model.cfg.latent_dim)          # the last tokens' quantized latents
 
     @torch.no_grad()
     def step(self, indices: torch.Tensor) -> torch.Tensor:
@@ -190,7 +204,16 @@ class StreamingDecoder:
         indices = torch.as_tensor(indices, dtype=torch.long).reshape(-1, self.model.cfg.num_quantizers)
         if len(indices) == 0:
             return torch.zeros(0, self.model.cfg.motion_dim)
-        seq = torch.cat([self.history, indices.to(self.history.device)], 0)
-        frames = self.model.decode(seq[None])[0]
+        return self.step_latent(self.model.quantizer.get_output_from_indices(indices[None])[0])
+
+    @torch.no_grad()
+    def step_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """New tokens' latents [n, latent] (codes looked up, or :meth:`MotionRVQVAE.expected_latent`) -> their
+        frames [n * group, D]."""
+        z = torch.as_tensor(z, dtype=self.history.dtype).reshape(-1, self.model.cfg.latent_dim)
+        if len(z) == 0:
+            return torch.zeros(0, self.model.cfg.motion_dim)
+        seq = torch.cat([self.history, z.to(self.history.device)], 0)
+        frames = self.model.decode_latent(seq[None])[0]
         self.history = seq[-self.context:]
-        return frames[-len(indices) * self.model.cfg.group:]
+        return frames[-len(z) * self.model.cfg.group:]

@@ -49,6 +49,16 @@ class MotionTokenizer(Tokenizer):
         with torch.no_grad():
             return self.model.decode(torch.from_numpy(codes)[None])[0].numpy().astype(np.float32)
 
+    def decode_expected(self, logits) -> np.ndarray:
+        """[N, 6, 256] code logits (a predictor's, e.g. the connector's) -> [5 N, 58] float32 motion, decoded from
+        the expected latent (:meth:`MotionRVQVAE.expected_latent`) rather than from the most likely codes."""
+        logits = torch.as_tensor(logits)
+        if logits.ndim != 3 or tuple(logits.shape[1:]) != (self.num_codebooks, self.cardinality):
+            raise ValueError(f"logits must be [N, {self.num_codebooks}, {self.cardinality}], got {tuple(logits.shape)}")
+        with torch.no_grad():
+            z = self.model.expected_latent(logits)
+            return self.model.decode_latent(z[None])[0].numpy().astype(np.float32)
+
     def _check_codes(self, codes) -> np.ndarray:
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] != self.num_codebooks:

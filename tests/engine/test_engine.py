@@ -55,6 +55,21 @@ def test_streamed_motion_equals_the_batch_generator(parts, clip):
     np.testing.assert_allclose(streamed, batch.motion, atol=1e-5)
 
 
+def test_expected_motion_decoding_streams_as_the_batch_generator_does(parts, clip):
+    """motion_decode="expected" (the latent the connector's code distributions expect): streamed = batch, on the
+    codes' decoding's timeline (tests/motion/test_tokenizer.py checks the latent itself)."""
+    model, tok, _ = parts
+    events = list(_engine(parts, max_new_tokens=40, motion_decode="expected").turn(audio=clip))
+    streamed = np.concatenate([e.frames for e in events if isinstance(e, MotionChunk)])
+    sample, task = question(audio=clip)
+    batch = Generator(model, tok, motion_decode="expected").answer([sample], task, max_new_tokens=40)[0]
+    codes = Generator(model, tok).answer([sample], task, max_new_tokens=40)[0]
+    np.testing.assert_allclose(streamed, batch.motion, atol=1e-5)
+    assert batch.motion.shape == codes.motion.shape
+    with pytest.raises(ValueError, match="motion_decode"):
+        EngineConfig(motion_decode="mean")
+
+
 def test_the_cache_carries_the_dialogue_across_turns(parts, clip):
     engine = _engine(parts, force_audio_tokens=12, transcribe=False)
     list(engine.turn(audio=clip))

@@ -56,6 +56,35 @@ def test_streaming_decode_equals_full_decode(tok, segment):
     np.testing.assert_allclose(stream.step(codes[:2]).numpy(), full[:10], atol=1e-5)   # no lookahead
 
 
+def test_expected_decoding_of_confident_logits_is_the_codes_decoding(tok):
+    """Logits that put (nearly) all mass on one code per level decode exactly as those codes; logits split between
+    two codes land between their decodings (the latent is the codebooks' expectation, levels summed)."""
+    codes = tok.encode(speechy(60, seed=5))
+    logits = torch.full((*codes.shape, tok.cardinality), -1e4)
+    logits.scatter_(-1, torch.from_numpy(codes)[..., None], 0.0)
+    np.testing.assert_allclose(tok.decode_expected(logits), tok.decode(codes), atol=1e-5)
+    other = codes.copy()
+    other[:, 0] = (other[:, 0] + 1) % tok.cardinality
+    half = logits.clone()
+    half.scatter_(-1, torch.from_numpy(other)[..., None], 0.0)                 # level 0: two codes at 50 %
+    z = tok.model.expected_latent(half)
+    za = tok.model.quantizer.get_output_from_indices(torch.from_numpy(codes)[None])[0]
+    zb = tok.model.quantizer.get_output_from_indices(torch.from_numpy(other)[None])[0]
+    torch.testing.assert_close(z, (za + zb) / 2, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="logits must be"):
+        tok.decode_expected(logits[:, :2])
+
+
+def test_streaming_expected_latents_equal_the_whole_decode(tok):
+    codes = tok.encode(speechy(80, seed=6))
+    logits = torch.randn(*codes.shape, tok.cardinality, generator=torch.Generator().manual_seed(0))
+    whole = tok.decode_expected(logits)
+    stream = tok.streaming()
+    z = tok.model.expected_latent(logits)
+    parts = [stream.step_latent(z[i:i + 3]).numpy() for i in range(0, len(z), 3)]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+
+
 def test_decoder_is_causal(tok):
     codes = tok.encode(speechy(60))
     changed = codes.copy()
