@@ -75,6 +75,19 @@ def _log_seconds(path: Path, column: str = "seconds") -> float:
     return sum(float(r[column]) for r in csv.DictReader(open(path)))
 
 
+def _finished(folder: Path, epochs: int) -> bool:
+    """An epoch-trained part (token2wav, RVQ) that is done: its weights and a log row for its last epoch. Checked
+    here rather than by its trainer (which would load ``train_state.pt`` and score it again), so a finished part
+    needs only its weights and logs to be skipped: the run's folder can travel between machines without the
+    optimizer states (docs/NANO.md, "Resuming on another machine")."""
+    import csv
+
+    log = folder / "train_log.csv"
+    if not (folder / "model.safetensors").exists() or not log.exists():
+        return False
+    return any(int(r["epoch"]) >= epochs for r in csv.DictReader(open(log)))
+
+
 def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
     py, work, out = sys.executable, Path(cfg.work), Path(cfg.out)
     work.mkdir(parents=True, exist_ok=True)
@@ -85,11 +98,13 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
     if cfg.read_data:     # always called: it skips the samples already written (a partial folder is continued)
         wall["read_data"] = _run([py, "-m", "a2llm.data.nano", "--read", "--out", cfg.read_data, "--num",
                                   str(cfg.read_samples)])
-    wall["token2wav"] = _run([py, "-m", "a2llm.train", "token2wav", "--data", cfg.data, "--out",
-                              str(work / "token2wav"), "--epochs", str(cfg.token2wav_epochs)] + q)
-    wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
-                        "--epochs", str(cfg.rvq_epochs)] + (["--config", cfg.rvq_config] if cfg.rvq_config else [])
-                       + q)
+    if not _finished(work / "token2wav", cfg.token2wav_epochs):
+        wall["token2wav"] = _run([py, "-m", "a2llm.train", "token2wav", "--data", cfg.data, "--out",
+                                  str(work / "token2wav"), "--epochs", str(cfg.token2wav_epochs)] + q)
+    if not _finished(work / "rvq", cfg.rvq_epochs):
+        wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
+                            "--epochs", str(cfg.rvq_epochs)]
+                           + (["--config", cfg.rvq_config] if cfg.rvq_config else []) + q)
     encoder = []
     if cfg.encoder_steps:
         wall["encoder"] = _run([py, "-m", "a2llm.train", "encoder", "--data", cfg.data, "--read-data", cfg.read_data,
