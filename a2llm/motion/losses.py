@@ -7,6 +7,10 @@
   its face region, in canonical zero-pose space (global rotation removed).
 * L_vel, L_acc (Eq. 10): MSE of the first and second temporal differences ΔV, Δ²V of the **full vertex
   sequence** — every vertex of the head mesh, canonical space — between reconstruction and ground truth.
+* Beyond the paper, ``upper_dynamics`` (default 0: off) weights the same two differences taken on the head's
+  upper-face vertices alone (an even subset of its ``upper_face`` region, canonical space): the brows and lids,
+  whose acceleration the full-mesh terms dilute among ~5,000 vertices, and the part of the face whose twitching
+  the metric ``upper_face_jitter`` measures (docs/TOKENIZER.md, "Upper-face smoothing").
 * Beyond the paper, ``param_dynamics`` weights the same two differences taken on the 58 parameters (the
   smoothing this project used, at 1e2, before it followed Eq. 10). It is on by default at 10: at Eq. 10's
   1e2 the full-mesh terms are ~3e-4 of the loss and leave the upper face 4.9× as jittery as the truth after
@@ -42,6 +46,7 @@ class LossWeights:
     vertex: float = 1e5           # λ_lips = λ_face on L_lips + L_face (Eq. 9)
     dynamics: float = 1e2         # λ_vel = λ_acc on L_vel + L_acc of the full vertex sequence (Eq. 10)
     param_dynamics: float = 10.0  # not in the paper: on the velocity + acceleration MSE of the 58 parameters
+    upper_dynamics: float = 0.0   # not in the paper: on the velocity + acceleration MSE of upper-face vertices (m²)
 
 
 def _masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -153,6 +158,12 @@ class MotionLoss(nn.Module):
         face = face[np.linspace(0, len(face) - 1, min(face_vertices, len(face))).round().astype(int)]
         self.n_lips = len(lips)
         self.register_buffer("idx", torch.from_numpy(np.concatenate([lips, face])), persistent=False)
+        upper = np.asarray(head.regions.get("upper_face", []))
+        if weights.upper_dynamics and not len(upper):
+            raise ValueError("upper_dynamics needs a head with an 'upper_face' region")
+        upper = upper[np.linspace(0, len(upper) - 1, min(face_vertices, len(upper))).round().astype(int)] \
+            if len(upper) else upper
+        self.register_buffer("upper_idx", torch.from_numpy(upper.astype(np.int64)), persistent=False)
         self.mesh = MeshCoordinates(head)
 
     def dynamics(self, pred: torch.Tensor, target: torch.Tensor,
@@ -187,5 +198,12 @@ class MotionLoss(nn.Module):
                  + self.w.dynamics * (terms["vel"] + terms["acc"]))
         if self.w.param_dynamics:
             total = total + self.w.param_dynamics * (terms["param_vel"] + terms["param_acc"])
+        if self.w.upper_dynamics:
+            u_pred = self.head.skin_subset(pred, self.upper_idx, canonical=True)
+            with torch.no_grad():
+                u_true = self.head.skin_subset(target, self.upper_idx, canonical=True)
+            terms["upper_vel"] = _mse(u_pred.diff(dim=1), u_true.diff(dim=1), m1)
+            terms["upper_acc"] = _mse(u_pred.diff(n=2, dim=1), u_true.diff(n=2, dim=1), m2)
+            total = total + self.w.upper_dynamics * (terms["upper_vel"] + terms["upper_acc"])
         terms["total"] = total
         return terms

@@ -20,7 +20,7 @@ def _tokenizer(args: argparse.Namespace) -> int:
 
     base = load_tokenizer_config(args.config) if args.config else TokenizerConfig()
     cfg = with_overrides(base.train, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
-                         window=args.window)
+                         window=args.window, init=args.init, decoder_only=args.decoder_only or None)
     metrics = train_tokenizer(args.data, args.out, cfg, model_cfg=base.model, progress=not args.quiet)
     _register(args, "rvq", head=base.model.head)
     print(f"saved {args.out}: val MOD {metrics['mod_mm']:.3f} mm, temporal corr {metrics['temporal_corr']:.4f}, "
@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--config", help="tokenizer config JSON: training settings, loss weights and model "
                                     "hyper-parameters (e.g. configs/full/tokenizer.json, the paper's); the options "
                                     "above override its training settings (default: the nano settings)")
+    t.add_argument("--init", help="start from this trained tokenizer folder (its model hyper-parameters: pass its "
+                                  "train_config.json as --config)")
+    t.add_argument("--decoder-only", action="store_true",
+                   help="with --init: train the decoder alone; encoder, codebooks and normalisation stay frozen, so "
+                        "every clip keeps its codes (a model trained on them stays valid)")
     t.set_defaults(run=_tokenizer)
     w = sub.add_parser("token2wav", help="train the nano token2wav (phone frames -> mel -> Griffin-Lim)",
                        description="Train nano token2wav on a FLAME-QA folder: L1 on log-mel, AdamW, validation "

@@ -44,6 +44,9 @@ class TrainConfig:
     seed: int = 0
     max_val_clips: int = 300
     loss: LossWeights = LossWeights()
+    init: str | None = None       # start from this trained tokenizer (folder) instead of from scratch
+    decoder_only: bool = False    # train the decoder alone (encoder, codebooks and normalisation frozen: the codes
+                                  # of every clip stay what they were, so models trained on them stay valid)
 
 
 #: The loss of training states written before ``TrainConfig.loss`` existed: parameter-space velocity and
@@ -175,16 +178,31 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
     val = load_motions(data, "val")[: cfg.max_val_clips]
     if not train or not val:
         raise ValueError(f"{data} needs non-empty train and val splits")
-    model = MotionRVQVAE(model_cfg)
-    model.set_normalization(*_normalization(train))
+    if cfg.decoder_only and not cfg.init:
+        raise ValueError("decoder_only fine-tunes a trained tokenizer's decoder: give init (its folder)")
+    if cfg.init:
+        model = MotionTokenizer.from_pretrained(cfg.init).model
+        if asdict(model.cfg) != asdict(model_cfg):
+            raise ValueError(f"{cfg.init} holds a tokenizer with other hyper-parameters ({asdict(model.cfg)}); "
+                             "give its own (its train_config.json)")
+    else:
+        model = MotionRVQVAE(model_cfg)
+        model.set_normalization(*_normalization(train))
+    frozen = (model.encoder, model.quantizer) if cfg.decoder_only else ()
+    for part in frozen:
+        part.requires_grad_(False)
     loss_fn = MotionLoss(head, cfg.loss)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     state_path, log_path = out / "train_state.pt", out / "train_log.csv"
     start_epoch, step = 0, 0
     if state_path.exists():
         state = torch.load(state_path, weights_only=True)
         saved = {k: v for k, v in state["train_config"].items() if k != "epochs"}
         saved.setdefault("loss", LEGACY_LOSS)
+        # Settings added since a state was written take their defaults (what that run trained with).
+        saved = {**{k: v for k, v in asdict(TrainConfig()).items() if k != "epochs"}, **saved}
+        saved["loss"] = {**asdict(LossWeights()), **saved["loss"]}
         if saved != {k: v for k, v in asdict(cfg).items() if k != "epochs"}:
             if state["epoch"] < cfg.epochs:
                 raise ValueError(f"{state_path} was written with other training settings ({saved}); "
@@ -206,6 +224,8 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
     metrics: dict = {}
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
+        for part in frozen:                  # no dropout, no EMA codebook updates: the codes stay as they were
+            part.eval()
         perm = rng.permutation(len(train))
         sums: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -214,7 +234,7 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
             x, mask = _windows(train, perm[b * cfg.batch:(b + 1) * cfg.batch], rng, cfg.window)
             out_ = model(x)
             terms = loss_fn(out_.recon, x, mask)
-            loss = terms["total"] + out_.commit_loss
+            loss = terms["total"] + (0.0 if frozen else out_.commit_loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -164,3 +164,21 @@ def test_vertex_space_smoothness_jittery_reconstruction_scores_higher(loss):
         assert torch.isclose(smooth[key], jittery[key], rtol=1e-4), key
     assert jittery["vel"] > 100 * smooth["vel"] and jittery["acc"] > 100 * smooth["acc"]
     assert jittery["total"] > smooth["total"]
+
+
+def test_upper_face_dynamics_see_only_the_upper_face(head):
+    """upper_dynamics: velocity / acceleration MSE of the upper-face vertices — zero for the truth itself, positive
+    for a twitching brow, and part of the total only when weighted."""
+    from a2llm.motion.losses import LossWeights
+
+    x = motion(2, 30, seed=3)
+    off = MotionLoss(head)
+    on = MotionLoss(head, LossWeights(upper_dynamics=1e6))
+    assert "upper_acc" not in off(x, x)
+    same = on(x, x)
+    assert same["upper_vel"] == 0 and same["upper_acc"] == 0
+    y = x.clone()
+    y[:, ::2, EXPR] += 0.05                                    # every other frame: a twitch of the expression
+    terms, base = on(y, x), off(y, x)
+    assert terms["upper_acc"] > terms["upper_vel"] > 0
+    assert torch.isclose(terms["total"], base["total"] + 1e6 * (terms["upper_vel"] + terms["upper_acc"]))

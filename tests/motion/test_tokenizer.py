@@ -176,7 +176,8 @@ def test_training_cli_runs_and_resumes(tmp_path, capsys):
         code, out, err = run("--epochs", "2")
         assert code == 0 and "scored as it is" in out, err
         saved = json.loads((tmp_path / "tok" / "train_config.json").read_text())
-        assert saved["train"]["loss"] == {"param": 1.0, "vertex": 1e5, "dynamics": 0.0, "param_dynamics": 100.0}
+        assert saved["train"]["loss"] == {"param": 1.0, "vertex": 1e5, "dynamics": 0.0, "param_dynamics": 100.0,
+                                          "upper_dynamics": 0.0}
         # --config: a tiny model and another loss reach the run; the command line still overrides the epochs
         cfg = {"train": {"epochs": 5, "batch": 8, "loss": {"param_dynamics": 10.0}},
                "model": {"width": 16, "latent_dim": 16, "num_quantizers": 2, "codebook_size": 8}}
@@ -192,6 +193,42 @@ def test_training_cli_runs_and_resumes(tmp_path, capsys):
         torch.set_num_threads(threads)
     metrics = json.loads((tmp_path / "tok" / "val_metrics.json").read_text())
     assert "mod_mm" in metrics and metrics["upper_face_jitter"] > 0
+
+
+def test_decoder_only_fine_tuning_keeps_every_clips_codes(tmp_path):
+    """decoder_only (init = a trained tokenizer): encoder, codebooks and normalisation frozen, so every clip's codes
+    stay what they were (models trained on them stay valid) while the decoder learns the extra upper-face term."""
+    from a2llm.data import FlameQASample, FlameQAWriter
+    from a2llm.motion.losses import LossWeights
+    from a2llm.train.tokenizer import TrainConfig, train_tokenizer
+
+    with FlameQAWriter(tmp_path / "data") as w:
+        for i in range(12):
+            m = speechy(45 + i, seed=i)
+            w.add(FlameQASample(id=f"c{i}", question_text="q", question_audio=np.zeros(1600, np.float32),
+                                response_text="a", response_audio=np.zeros(len(m) * 640, np.float32), sample_rate=16000,
+                                motion=m, emotion="neutral", split="val" if i < 3 else "train"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        base = TrainConfig(epochs=1, batch=8)
+        train_tokenizer(tmp_path / "data", tmp_path / "base", base, TINY, progress=False)
+        with pytest.raises(ValueError, match="give init"):
+            train_tokenizer(tmp_path / "data", tmp_path / "x", replace(base, decoder_only=True), TINY, progress=False)
+        ft = replace(base, epochs=2, lr=1e-3, init=str(tmp_path / "base"), decoder_only=True,
+                     loss=LossWeights(upper_dynamics=1e6))
+        train_tokenizer(tmp_path / "data", tmp_path / "ft", ft, TINY, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    before, after = MotionTokenizer.from_pretrained(tmp_path / "base"), MotionTokenizer.from_pretrained(tmp_path / "ft")
+    clips = [speechy(60, seed=s) for s in (40, 41, 42)]
+    for m in clips:
+        np.testing.assert_array_equal(before.encode(m), after.encode(m))
+    b, a = before.model.state_dict(), after.model.state_dict()
+    assert all(torch.equal(b[k], a[k]) for k in b if not k.startswith("decoder."))
+    assert any(not torch.equal(b[k], a[k]) for k in b if k.startswith("decoder."))
+    header = (tmp_path / "ft" / "train_log.csv").read_text().splitlines()[0]
+    assert "train_upper_acc" in header and "train_commit" in header
 
 
 def test_full_config_is_the_papers():
