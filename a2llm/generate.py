@@ -30,7 +30,9 @@ from a2llm.data.format import FlameQASample, Turn
 from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout, is_step_audio2
 
 #: How the connector's code predictions become motion (Generator / EngineConfig ``motion_decode``): the most likely
-#: code per level, or the latent its distributions expect (:meth:`a2llm.motion.rvq.MotionRVQVAE.expected_latent`).
+#: code per level (the paper's decoding), or the latent its distributions expect
+#: (:meth:`a2llm.motion.rvq.MotionRVQVAE.expected_latent`), the default: on A²-LLM-nano it halves the upper face's
+#: acceleration and lowers MOD and the upper-face error too (docs/TOKENIZER.md, "Expected codes").
 MOTION_DECODES = ("codes", "expected")
 
 
@@ -428,7 +430,7 @@ class Generator:
     """
 
     def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None, sampling: Sampling | None = None,
-                 motion_decode: str = "codes"):
+                 motion_decode: str = "expected"):
         if motion_decode not in MOTION_DECODES:
             raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {motion_decode!r}")
         self.motion_decode = motion_decode          # as EngineConfig.motion_decode

@@ -70,8 +70,13 @@ class AudioOnlyAvatar(nn.Module):
         return self.connector(h, motion_tokens, motion_lengths)
 
     @torch.no_grad()
-    def animate(self, audio: np.ndarray, sample_rate: int, tokenizer) -> np.ndarray:
-        """Speech [N] -> motion [T, 58] (T = round(25 N / sr)), decoding the predicted codes with ``tokenizer``."""
+    def animate(self, audio: np.ndarray, sample_rate: int, tokenizer, motion_decode: str = "expected") -> np.ndarray:
+        """Speech [N] -> motion [T, 58] (T = round(25 N / sr)), decoded with ``tokenizer`` from the predicted codes'
+        expected latent (``motion_decode="expected"``, as A²-LLM's default) or their most likely codes ("codes")."""
+        from a2llm.generate import MOTION_DECODES
+
+        if motion_decode not in MOTION_DECODES:
+            raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {motion_decode!r}")
         if sample_rate != self.config.sample_rate:
             raise ValueError(f"audio at {sample_rate} Hz; the audio-only avatar expects {self.config.sample_rate} Hz")
         audio = np.asarray(audio, np.float32)
@@ -80,9 +85,11 @@ class AudioOnlyAvatar(nn.Module):
         T = int(round(25 * len(audio) / sample_rate))
         x = torch.from_numpy(audio)[None]
         h = self.features(x, torch.tensor([len(audio)]), T)
-        codes = self.connector.generate(h, torch.tensor([T])).tokens[0]
+        out = self.connector.generate(h, torch.tensor([T]))
         n = -(-T // self.connector.cfg.group)
-        return tokenizer.decode(codes[:n].numpy())[:T]
+        if motion_decode == "expected":
+            return tokenizer.decode_expected(out.logits[0, :n].float())[:T]
+        return tokenizer.decode(out.tokens[0, :n].numpy())[:T]
 
     def save_pretrained(self, folder: str | Path) -> Path:
         return save_component(folder, PART, self.config, self.state_dict())

@@ -80,10 +80,10 @@ class EngineConfig:
             by :meth:`Engine.reset`, so a dialogue replays exactly). None: greedy for nano, the release's
             temperature 0.7 / top-p 0.9 / repetition penalty 1.05 for Step-Audio-2
             (:func:`a2llm.generate.default_sampling`).
-        motion_decode: how the connector's prediction becomes motion: "codes" (its most likely code per level,
-            decoded) or "expected" (the latent its code distributions expect,
-            :meth:`a2llm.motion.rvq.MotionRVQVAE.expected_latent`: smoother where it hesitates). The codes fed
-            back into the connector are its most likely ones either way, as in training.
+        motion_decode: how the connector's prediction becomes motion: "expected" (default: the latent its code
+            distributions expect, :meth:`a2llm.motion.rvq.MotionRVQVAE.expected_latent`, smoother where it
+            hesitates) or "codes" (its most likely code per level, decoded: the paper's way). The codes fed back
+            into the connector are its most likely ones either way, as in training.
     """
 
     max_new_tokens: int = 800
@@ -100,7 +100,7 @@ class EngineConfig:
     context_budget: int | None = None
     transcribe: bool = True
     sampling: Sampling | None = None
-    motion_decode: str = "codes"
+    motion_decode: str = "expected"
 
     def __post_init__(self):
         if self.motion_decode not in MOTION_DECODES:

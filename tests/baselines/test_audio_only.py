@@ -19,6 +19,8 @@ def test_trained_baseline_animates_the_speech_and_round_trips(tiny_run, tiny_cor
     again = AudioOnlyAvatar.from_pretrained(tmp_path / "copy").animate(s.response_audio, s.sample_rate, rvq)
     np.testing.assert_array_equal(motion, again)
     assert (ckpt / "baselines" / "audio-only" / "log.csv").exists()
+    codes = avatar.animate(s.response_audio, s.sample_rate, rvq, motion_decode="codes")   # the paper's decoding
+    assert codes.shape == motion.shape and np.isfinite(codes).all()
 
 
 def test_bad_audio_is_refused(tiny_run, tiny_rvq):
@@ -28,3 +30,5 @@ def test_bad_audio_is_refused(tiny_run, tiny_rvq):
         avatar.animate(np.zeros(8000, np.float32), 8000, rvq)
     with pytest.raises(ValueError, match="at least 40 ms"):
         avatar.animate(np.zeros(100, np.float32), 16000, rvq)
+    with pytest.raises(ValueError, match="motion_decode"):
+        avatar.animate(np.zeros(16000, np.float32), 16000, rvq, motion_decode="mean")

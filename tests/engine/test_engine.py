@@ -55,14 +55,14 @@ def test_streamed_motion_equals_the_batch_generator(parts, clip):
     np.testing.assert_allclose(streamed, batch.motion, atol=1e-5)
 
 
-def test_expected_motion_decoding_streams_as_the_batch_generator_does(parts, clip):
-    """motion_decode="expected" (the latent the connector's code distributions expect): streamed = batch, on the
-    codes' decoding's timeline (tests/motion/test_tokenizer.py checks the latent itself)."""
+def test_code_motion_decoding_streams_as_the_batch_generator_does(parts, clip):
+    """motion_decode="codes" (the paper's decoding; "expected", the default, is tested above): streamed = batch, on
+    the same timeline (tests/motion/test_tokenizer.py checks the expected latent itself)."""
     model, tok, _ = parts
-    events = list(_engine(parts, max_new_tokens=40, motion_decode="expected").turn(audio=clip))
+    events = list(_engine(parts, max_new_tokens=40, motion_decode="codes").turn(audio=clip))
     streamed = np.concatenate([e.frames for e in events if isinstance(e, MotionChunk)])
     sample, task = question(audio=clip)
-    batch = Generator(model, tok, motion_decode="expected").answer([sample], task, max_new_tokens=40)[0]
+    batch = Generator(model, tok, motion_decode="codes").answer([sample], task, max_new_tokens=40)[0]
     codes = Generator(model, tok).answer([sample], task, max_new_tokens=40)[0]
     np.testing.assert_allclose(streamed, batch.motion, atol=1e-5)
     assert batch.motion.shape == codes.motion.shape
