@@ -76,21 +76,7 @@ def test_turn_media_renders_and_encodes_on_its_threads_in_order(tmp_path):
     motion = np.zeros((40, 58), np.float32)
     motion[:, 50] = 0.2 * np.sin(np.arange(40) / 3)
 
-    def feed():                                                    # as the engine thread does
-        for k in range(0, 40, 5):
-            media.add_motion(motion[k:k + 5])
-            if k % 25 == 0:
-                media.add_audio(np.zeros(25 * 640, np.float32))
-        media.finish()
-
-    threading.Thread(target=feed).start()
-    got = []
-    while True:
-        kind, value = events.get(timeout=120)
-        assert kind != "error", value
-        if kind == "media_done":
-            break
-        got.append(value)
+    got, value = _run_media(media, events, motion, np.zeros(40 * 640, np.float32))
     assert got == value and [p.name for p in got] == ["seg_00000.mp4", "seg_00001.mp4", "seg_00002.mp4"]
     assert [probe_mp4(p)["frames"] for p in got] == [10, 15, 15] and media.frames == 40
     media.close()
