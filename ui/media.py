@@ -28,6 +28,7 @@ import queue
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -248,13 +249,25 @@ class TsMuxer:
         self.aac_placed = 0         # AAC frames placed on the timeline, the dropped priming frame counted
         self.video_frames = 0       # video frames muxed so far
         self.counters: dict[int, int] = {}
+        self.samples_fed = 0        # speech samples fed to the AAC encoder
+        self.aac_taken = 0          # AAC frames taken from it (the priming frame counted)
         self._aac: list[bytes] = []             # taken from the encoder, not yet muxed
         self._frames: list[np.ndarray] = []     # rendered, not yet muxed
 
     def _take(self) -> list[bytes]:
+        """The AAC frames the encoder has for what was fed. It emits frame k once it holds the samples after it, so
+        at least (fed / 1024) − 2 frames must exist by now (one held back, the priming one ahead): on a loaded
+        machine they come later than Gradio's short waits allow, and a piece would go out without its speech
+        (its picture then waits for the next). So that many are waited for (up to 2 s), then the rest taken."""
+        fed = self.samples_fed * self.encoder.output_rate / self.sample_rate
+        due = int(fed // 1024) - 2 - self.aac_taken
         frames = self.encoder.take()
+        deadline = time.monotonic() + 2.0
+        while len(frames) < due and time.monotonic() < deadline:
+            frames += self.encoder.take(timeout=0.05)
         while more := self.encoder.take():      # the encoder emits in bursts: take until dry
             frames += more
+        self.aac_taken += len(frames)
         return frames
 
     def piece(self, video: Path, frames: Sequence[np.ndarray], audio: np.ndarray):
@@ -262,6 +275,7 @@ class TsMuxer:
         — the piece's video-only mp4, written there) for what can go out now, or None when nothing can yet."""
         pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
         self.encoder.feed(pcm)
+        self.samples_fed += len(pcm) // 2
         self._aac += self._take()
         self._frames += list(frames)
         if self.aac_placed == 0 and self._aac:
