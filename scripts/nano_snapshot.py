@@ -1,6 +1,6 @@
 """Copy what a nano training run needs to resume into a folder that git can carry to the next machine.
 
-    python scripts/nano_snapshot.py --work /work/nano-run --to runs/nano && git add -f runs/nano
+    python scripts/nano_snapshot.py --work /work/nano-run --to runs/nano && git add -f runs/nano   # docs/NANO.md
 
 A session's machine may be gone by the next session; only the repository survives. ``python -m a2llm.train nano``
 resumes from its working folder (configs/nano/nano.json: ``runs/nano``), so that folder's resumable part is
