@@ -24,45 +24,55 @@ def _epochs_done(folder: Path) -> int:
     return max((int(r["epoch"]) for r in csv.DictReader(open(log))), default=0) if log.exists() else 0
 
 
-def snapshot(work: Path, to: Path, config: Path) -> list[Path]:
-    """Copy ``work``'s resumable files into ``to`` (replacing it); returns the files written."""
+def resumable_files(work: Path, config: Path) -> tuple[list[Path], list[Path]]:
+    """(files a resumed run needs, files it does not: finished parts' ``train_state.pt``) under ``work``."""
     cfg = json.loads(config.read_text())
-    if to.exists():
-        shutil.rmtree(to)
-    written = []
+    keep, drop = [], []
 
-    def copy(src: Path, keep_state: bool) -> None:
+    def add(src: Path, keep_state: bool) -> None:
         for f in sorted(src.rglob("*")):
-            if f.is_dir() or f.suffix == ".tmp" or (f.name == "train_state.pt" and not keep_state):
-                continue
-            dest = to / f.relative_to(work)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, dest)
-            written.append(dest)
+            if f.is_file() and f.suffix != ".tmp":
+                (drop if f.name == "train_state.pt" and not keep_state else keep).append(f)
 
     for part, key in EPOCH_PARTS.items():
         folder = work / part
         if folder.exists():        # finished: weights and logs; unfinished: its state too, to go on from it
-            copy(folder, keep_state=_epochs_done(folder) < int(cfg.get(key, 0)))
+            add(folder, keep_state=_epochs_done(folder) < int(cfg.get(key, 0)))
     for folder in (work / "encoder", work / "audio-only"):
         if folder.exists():
-            copy(folder, keep_state=not (folder / "done.json").exists())
+            add(folder, keep_state=not (folder / "done.json").exists())
     cur = work / "curriculum"
     if cur.exists():
         for stage in sorted(p for p in cur.iterdir() if p.is_dir()):
-            copy(stage, keep_state=not (stage / "done.json").exists())
-        for f in cur.iterdir():
-            if f.is_file():
-                (to / "curriculum").mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, to / "curriculum" / f.name)
-                written.append(to / "curriculum" / f.name)
+            add(stage, keep_state=not (stage / "done.json").exists())
+        keep += [f for f in cur.iterdir() if f.is_file()]
+    return keep, drop
+
+
+def snapshot(work: Path, to: Path, config: Path) -> list[Path]:
+    """Copy ``work``'s resumable files into ``to`` (replacing it), or, when ``to`` is ``work`` itself, delete
+    what a resumed run does not need (finished parts' optimizer states, never read again); returns the files."""
+    keep, drop = resumable_files(work, config)
+    if to.resolve() == work.resolve():
+        for f in drop:
+            f.unlink()
+        return keep
+    if to.exists():
+        shutil.rmtree(to)
+    written = []
+    for f in keep:
+        dest = to / f.relative_to(work)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dest)
+        written.append(dest)
     return written
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", required=True, help="the run's working folder")
-    ap.add_argument("--to", default="runs/nano", help="where to copy it (default runs/nano, nano.json's work)")
+    ap.add_argument("--to", default="runs/nano", help="where to copy it (default runs/nano, nano.json's work); the "
+                                                     "working folder itself: only drop what a resumed run never reads")
     ap.add_argument("--config", default="configs/nano/nano.json", help="the run's pipeline config")
     args = ap.parse_args()
     work, to = Path(args.work), Path(args.to)
