@@ -276,10 +276,8 @@ class TsMuxer:
         pcm = (np.clip(np.asarray(audio, np.float32), -1.0, 1.0) * 32767).astype("<i2").tobytes()
         self.encoder.feed(pcm)
         self.samples_fed += len(pcm) // 2
-        self._aac += self._take()
+        self._add_aac(self._take())
         self._frames += list(frames)
-        if self.aac_placed == 0 and self._aac:
-            self._aac, self.aac_placed = self._aac[1:], 1          # the priming frame
         audio_end = (self.aac_placed - 1 + len(self._aac)) * self.encoder.frame_duration if self.aac_placed else 0.0
         n = min(len(self._frames), int(audio_end * FPS + 1e-6) - self.video_frames)
         return self._mux(video, n) if n > 0 else None
@@ -287,12 +285,15 @@ class TsMuxer:
     def tail(self, video: Path):
         """End of the reply: what is left (frames and the speech the encoder still holds) as a last piece, and the
         encoder closed; (bytes, seconds, mp4 or None), or None when nothing was left."""
-        self._aac += self.encoder.flush()
-        if self.aac_placed == 0 and self._aac:
-            self._aac, self.aac_placed = self._aac[1:], 1
+        self._add_aac(self.encoder.flush())
         if not self._frames and not self._aac:
             return None
         return self._mux(video, len(self._frames))
+
+    def _add_aac(self, frames: list[bytes]) -> None:
+        self._aac += frames
+        if self.aac_placed == 0 and self._aac:
+            self._aac, self.aac_placed = self._aac[1:], 1          # the priming frame: dropped (see above)
 
     def _mux(self, video: Path, n: int):
         import gradio as gr
