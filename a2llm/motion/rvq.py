@@ -46,14 +46,18 @@ class RVQConfig:
     # How the decoder goes from 5 Hz tokens to 25 fps frames. "transpose": a stride-G transposed convolution (each
     # token's G frames from its own latent alone: a pattern that repeats every G frames, steps at token joins);
     # "repeat": hold each latent for G frames, then a causal G-tap convolution that blends a token's frames with the
-    # previous token's (the usual cure for strided-upsampling artefacts; still causal, so streaming is unchanged).
+    # previous token's (the usual cure for strided-upsampling artefacts; still causal, so streaming is unchanged);
+    # "lerp": glide from the previous token's latent to this one's over the G frames (frame j of token t at
+    # z[t-1] + (j+1)/G (z[t] − z[t-1])), then the same convolution: no step in the latent at all, still causal (the
+    # previous token is history) — the upper face's remaining twitch was the hold's steps (docs/TOKENIZER.md).
     upsample: str = "transpose"
 
     @property
     def decoder_context_tokens(self) -> int:
         """Past tokens the causal decoder can see: its receptive field, rounded up to whole tokens."""
         frames = sum(2 * d for d in self.dilations[: self.num_res_blocks]) + 2
-        frames += self.group - 1 if self.upsample == "repeat" else 0
+        frames += self.group - 1 if self.upsample in ("repeat", "lerp") else 0
+        frames += self.group if self.upsample == "lerp" else 0            # the previous token's latent
         return -(-frames // self.group) + 1
 
 
@@ -87,23 +91,28 @@ class MotionEncoder(nn.Module):
 
 
 class _RepeatUp(nn.Module):
-    """[B, latent, N] -> [B, width, N*G]: each latent held for G frames, then a causal G-tap convolution."""
+    """[B, latent, N] -> [B, width, N*G]: each latent held for G frames ("repeat") or glided to from the previous
+    token's ("lerp"), then a causal G-tap convolution."""
 
     def __init__(self, cfg: RVQConfig):
         super().__init__()
-        self.group = cfg.group
+        self.group, self.lerp = cfg.group, cfg.upsample == "lerp"
         self.conv = nn.Conv1d(cfg.latent_dim, cfg.width, cfg.group)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = z.repeat_interleave(self.group, dim=2)
+        if self.lerp:
+            prev = torch.cat([z[:, :, :1], z[:, :, :-1]], 2).repeat_interleave(self.group, dim=2)
+            w = torch.arange(1, self.group + 1, dtype=z.dtype, device=z.device).repeat(z.shape[2]) / self.group
+            h = prev + w * (h - prev)
         return self.conv(F.pad(h, (self.group - 1, 0), mode="replicate"))
 
 
 class MotionDecoder(nn.Module):
     def __init__(self, cfg: RVQConfig):
         super().__init__()
-        if cfg.upsample not in ("transpose", "repeat"):
-            raise ValueError(f"RVQConfig.upsample must be 'transpose' or 'repeat', got {cfg.upsample!r}")
+        if cfg.upsample not in ("transpose", "repeat", "lerp"):
+            raise ValueError(f"RVQConfig.upsample must be 'transpose', 'repeat' or 'lerp', got {cfg.upsample!r}")
         self.up = (nn.ConvTranspose1d(cfg.latent_dim, cfg.width, cfg.group, stride=cfg.group)
                    if cfg.upsample == "transpose" else _RepeatUp(cfg))
         self.blocks = nn.Sequential(*[_ResBlock(cfg.width, d, cfg.dropout, causal=True)

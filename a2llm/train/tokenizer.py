@@ -182,9 +182,18 @@ def train_tokenizer(data: str | Path, out: str | Path, cfg: TrainConfig = TrainC
         raise ValueError("decoder_only fine-tunes a trained tokenizer's decoder: give init (its folder)")
     if cfg.init:
         model = MotionTokenizer.from_pretrained(cfg.init).model
-        if asdict(model.cfg) != asdict(model_cfg):
-            raise ValueError(f"{cfg.init} holds a tokenizer with other hyper-parameters ({asdict(model.cfg)}); "
-                             "give its own (its train_config.json)")
+        differ = {k for k, v in asdict(model.cfg).items() if asdict(model_cfg)[k] != v}
+        if differ == {"upsample"} and cfg.decoder_only:
+            # A new decoder front on the same codes (e.g. "repeat" -> "lerp": the same convolution's weights).
+            state = model.state_dict()
+            model = MotionRVQVAE(model_cfg)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as e:
+                raise ValueError(f"{cfg.init}'s decoder cannot start a {model_cfg.upsample!r} one: {e}") from e
+        elif differ:
+            raise ValueError(f"{cfg.init} holds a tokenizer with other hyper-parameters ({sorted(differ)} differ); "
+                             "give its own (its train_config.json; with decoder_only, only upsample may change)")
     else:
         model = MotionRVQVAE(model_cfg)
         model.set_normalization(*_normalization(train))

@@ -27,7 +27,7 @@ def speechy(T: int, seed: int = 0) -> np.ndarray:
     return m
 
 
-@pytest.fixture(scope="module", params=["transpose", "repeat"])
+@pytest.fixture(scope="module", params=["transpose", "repeat", "lerp"])
 def tok(request):
     """The tiny tokenizer with each decoder upsampling (both must stream exactly and stay causal)."""
     torch.manual_seed(0)
