@@ -156,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
     # The page is built first: it renders the idle avatar and the Head tab's first picture, which closes the GL
     # renderers kept for streaming; the warm-up turn then opens the one the first visitor's turn will use.
     demo = build_app(args.head, args.checkpoint, args.segments, args.studies)
-    from ui import trace
-
-    trace.trace_gradio_video()                  # A2LLM_TRACE=FILE only (scripts/bench_browser.py --trace)
     if not args.no_warmup:
         from ui.conversation import warm_up
 

@@ -36,6 +36,21 @@ from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout, is_step_audio2
 MOTION_DECODES = ("codes", "expected")
 
 
+def check_motion_decode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MOTION_DECODES`, else a ValueError naming them."""
+    if mode not in MOTION_DECODES:
+        raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {mode!r}")
+    return mode
+
+
+def decode_prediction(tokenizer, tokens: torch.Tensor, logits: torch.Tensor, mode: str) -> np.ndarray:
+    """A connector's prediction for one sequence — ``tokens`` [N, Nq], ``logits`` [N, Nq, K] — as motion
+    [N * group, 58] through ``tokenizer``, the way ``mode`` (:data:`MOTION_DECODES`) says."""
+    if mode == "expected":
+        return tokenizer.decode_expected(logits.float().cpu())
+    return tokenizer.decode(tokens.cpu().numpy())
+
+
 @dataclass
 class Answer:
     """One generated turn: ``text`` (the answer's text tokens decoded), ``audio_codes`` [n] (25 Hz),
@@ -431,9 +446,7 @@ class Generator:
 
     def __init__(self, model, text_tokenizer, layout: TokenLayout | None = None, sampling: Sampling | None = None,
                  motion_decode: str = "expected"):
-        if motion_decode not in MOTION_DECODES:
-            raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {motion_decode!r}")
-        self.motion_decode = motion_decode          # as EngineConfig.motion_decode
+        self.motion_decode = check_motion_decode(motion_decode)          # as EngineConfig.motion_decode
         self.model, self.tok = model.eval(), text_tokenizer
         self.layout = layout or layout_for(text_tokenizer)
         self.text_layout = text_layout_of(model, self.layout)
@@ -454,10 +467,8 @@ class Generator:
                 out.append(np.zeros((0, 58), np.float32))
                 continue
             n = -(-T // G)
-            if self.motion_decode == "expected":
-                out.append(self.model.motion_tokenizer.decode_expected(gen.logits[b, :n].float().cpu())[:T])
-            else:
-                out.append(self.model.motion_tokenizer.decode(gen.tokens[b, :n].cpu().numpy())[:T])
+            out.append(decode_prediction(self.model.motion_tokenizer, gen.tokens[b, :n], gen.logits[b, :n],
+                                         self.motion_decode)[:T])
         return out
 
     @torch.no_grad()

@@ -122,31 +122,29 @@ def reply_frames(state: dict, t_send: float, before: set[str]) -> list[tuple[flo
     return [(t / 1000, m) for t, m, src in frames if t > t_send and src and src not in before]
 
 
-#: The first segment's way from Send to the screen, in order (ui/trace.py's events).
-STAGES = (("handler", "turn", None), ("first_speech", "first_audio", None), ("first_motion", "first_motion", None),
-          ("first_render", "rendered", None), ("video_encoded", "video_encoded", None),
-          ("segment_encoded", "encoded", None),
-          ("handed_to_gradio", "yielded", None), ("gradio_start", "gradio_in", "seg"),
-          ("gradio_done", "gradio_out", "seg"))
+#: The first segment's way from Send to the screen, in order: (stage, ui/trace.py event). The two Gradio stages are
+#: those of its first call that carried a segment (its first call carries none: the reply's box opening).
+STAGES = (("handler", "turn"), ("first_speech", "first_audio"), ("first_motion", "first_motion"),
+          ("first_render", "rendered"), ("video_encoded", "video_encoded"), ("segment_encoded", "encoded"),
+          ("handed_to_gradio", "yielded"), ("gradio_start", "gradio_in"), ("gradio_done", "gradio_out"))
 
 
 def stage_times(marks: list[dict], t_send: float) -> dict:
-    """Seconds from Send (epoch s) to the first of each stage's marks after it; the Gradio marks are those of the
-    first call that carried a segment (its first call carries none: the reply's box opening)."""
+    """Seconds from Send (epoch s) to the first of each stage's marks after it."""
     marks = [m for m in marks if m["t"] >= t_send]
+    start = next((i for i, m in enumerate(marks) if m["event"] == "gradio_in" and m.get("value")), None)
     out = {}
-    seg_call = False
-    for m in marks:                                 # the first gradio_in with a segment and its gradio_out
-        if m["event"] == "gradio_in" and m.get("value") and "gradio_start" not in out:
-            out["gradio_start"], seg_call = round(m["t"] - t_send, 3), True
-        elif m["event"] == "gradio_out" and seg_call and "gradio_done" not in out:
-            out["gradio_done"] = round(m["t"] - t_send, 3)
-    for name, event, kind in STAGES:
-        if kind is None:
-            hit = next((m for m in marks if m["event"] == event), None)
-            if hit is not None:
-                out[name] = round(hit["t"] - t_send, 3)
-    return {name: out[name] for name, *_ in STAGES if name in out}
+    for name, event in STAGES:
+        if event.startswith("gradio_"):
+            if start is None:
+                continue
+            pool = marks[start:]
+        else:
+            pool = marks
+        hit = next((m for m in pool if m["event"] == event), None)
+        if hit is not None:
+            out[name] = round(hit["t"] - t_send, 3)
+    return out
 
 
 def one_turn(b, question: str, timeout: float, trace_file: str | None = None) -> dict:
@@ -251,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.wait(timeout=30)
     summary = {k: round(statistics.median(t[k] for t in turns), 3) for k in ("first_frame_s", "stall_s", "finish_s")}
     if trace_file:
-        names = [n for n, *_ in STAGES] + ["first_frame"]
+        names = [n for n, _ in STAGES] + ["first_frame"]
         summary["stages_median"] = {n: round(statistics.median(t["stages"][n] for t in turns if n in t["stages"]), 3)
                                     for n in names if any(n in t["stages"] for t in turns)}
     result = {**summary, "turns": len(turns), "app_dir": str(Path(args.app_dir).resolve()) if not args.url else None,

@@ -250,7 +250,6 @@ class TsMuxer:
         self.video_frames = 0       # video frames muxed so far
         self.counters: dict[int, int] = {}
         self.samples_fed = 0        # speech samples fed to the AAC encoder
-        self.aac_taken = 0          # AAC frames taken from it (the priming frame counted)
         self._aac: list[bytes] = []             # taken from the encoder, not yet muxed
         self._frames: list[np.ndarray] = []     # rendered, not yet muxed
 
@@ -260,14 +259,13 @@ class TsMuxer:
         machine they come later than Gradio's short waits allow, and a piece would go out without its speech
         (its picture then waits for the next). So that many are waited for (up to 2 s), then the rest taken."""
         fed = self.samples_fed * self.encoder.output_rate / self.sample_rate
-        due = int(fed // 1024) - 2 - self.aac_taken
+        due = int(fed // 1024) - 2 - (self.aac_placed + len(self._aac))     # minus those taken already
         frames = self.encoder.take()
         deadline = time.monotonic() + 2.0
         while len(frames) < due and time.monotonic() < deadline:
             frames += self.encoder.take(timeout=0.05)
         while more := self.encoder.take():      # the encoder emits in bursts: take until dry
             frames += more
-        self.aac_taken += len(frames)
         return frames
 
     def piece(self, video: Path, frames: Sequence[np.ndarray], audio: np.ndarray):
@@ -451,9 +449,9 @@ class TurnMedia:
         """The frames and speech still held back, as the last piece (container "ts")."""
         if self._failed.is_set():
             return
+        mp4 = self.out_dir / f"seg_{self._cut:05d}.mp4"
         try:
-            shown = self._piece(self.muxer.tail(self.out_dir / f"seg_{self._cut:05d}.mp4"),
-                                self.out_dir / f"seg_{self._cut:05d}.mp4")
+            shown = self._piece(self.muxer.tail(mp4), mp4)
         except Exception as e:                                  # noqa: BLE001
             self._fail(e)
             return

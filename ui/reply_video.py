@@ -22,14 +22,16 @@ class ReplyVideo(gr.Video):
     is_template = True          # the front end uses gr.Video's own component (Gradio's template mechanism)
 
     async def stream_output(self, value, output_id: str, first_chunk: bool):
-        meta = premuxed(value)
-        if meta is None:
-            return await super().stream_output(value, output_id, first_chunk)
-        trace.mark("gradio_in", first=bool(first_chunk), value=Path(str(value)).name)
-        if first_chunk:             # no Gradio-side encoder for this stream: drop a stale one
-            self.end_stream_output(output_id)
-        data = await anyio.to_thread.run_sync(Path(str(value)).read_bytes)
-        trace.mark("gradio_out", first=bool(first_chunk))
-        file = {"path": output_id, "is_stream": True, "orig_name": "video-stream.mp4",
-                "meta": {"_type": "gradio.FileData"}}
-        return {"data": data, "duration": float(meta["duration"]), "extension": ".ts"}, file
+        trace.mark("gradio_in", first=bool(first_chunk), value=Path(str(value)).name if value else None)
+        try:
+            meta = premuxed(value)
+            if meta is None:
+                return await super().stream_output(value, output_id, first_chunk)
+            if first_chunk:             # no Gradio-side encoder for this stream: drop a stale one
+                self.end_stream_output(output_id)
+            data = await anyio.to_thread.run_sync(Path(str(value)).read_bytes)
+            file = {"path": output_id, "is_stream": True, "orig_name": "video-stream.mp4",
+                    "meta": {"_type": "gradio.FileData"}}
+            return {"data": data, "duration": float(meta["duration"]), "extension": ".ts"}, file
+        finally:
+            trace.mark("gradio_out", first=bool(first_chunk))

@@ -7,9 +7,10 @@ Off, :func:`mark` is one dictionary lookup: the app pays nothing for it.
 
 Events (per turn, in order): ``turn`` (the handler accepted a typed turn), ``first_audio`` / ``first_motion``
 (the engine's first speech and motion chunks reach the media threads), ``rendered`` (a batch of frames rendered:
-``frames``), ``encoded`` (a segment's mp4 written: ``index``), ``yielded`` (a segment handed to Gradio: ``index``),
-``gradio_in`` / ``gradio_out`` (Gradio's own per-segment work, ``Video.stream_output``: probe, audio decode, AAC,
-re-mux into MPEG-TS).
+``frames``), ``video_encoded`` / ``encoded`` (a segment's video-only mp4 / its MPEG-TS piece, or its mp4 with
+speech, written: ``segment``), ``yielded`` (a segment handed to Gradio: ``segment``), ``gradio_in`` / ``gradio_out``
+(the reply video's ``stream_output``, :class:`ui.reply_video.ReplyVideo`: a pre-muxed piece passed on, or Gradio's
+own probe, audio decode, AAC and re-mux of an mp4).
 """
 from __future__ import annotations
 
@@ -21,10 +22,6 @@ import time
 _LOCK = threading.Lock()
 
 
-def enabled() -> bool:
-    return bool(os.environ.get("A2LLM_TRACE"))
-
-
 def mark(event: str, **fields) -> None:
     """Append one mark to the trace file when tracing is on (thread-safe)."""
     path = os.environ.get("A2LLM_TRACE")
@@ -33,27 +30,6 @@ def mark(event: str, **fields) -> None:
     line = json.dumps({"t": time.time(), "event": event, "thread": threading.current_thread().name, **fields})
     with _LOCK, open(path, "a") as f:
         f.write(line + "\n")
-
-
-def trace_gradio_video() -> None:
-    """Wrap ``gr.Video.stream_output`` (Gradio's per-segment probe / decode / AAC / re-mux) with marks, once."""
-    if not enabled():
-        return
-    import gradio as gr
-
-    original = gr.Video.stream_output
-    if getattr(original, "_a2llm_traced", False):
-        return
-
-    async def stream_output(self, value, output_id, first_chunk):
-        mark("gradio_in", first=bool(first_chunk), value=os.path.basename(str(value)) if value else None)
-        try:
-            return await original(self, value, output_id, first_chunk)
-        finally:
-            mark("gradio_out", first=bool(first_chunk))
-
-    stream_output._a2llm_traced = True
-    gr.Video.stream_output = stream_output
 
 
 def read(path: str) -> list[dict]:

@@ -73,10 +73,9 @@ class AudioOnlyAvatar(nn.Module):
     def animate(self, audio: np.ndarray, sample_rate: int, tokenizer, motion_decode: str = "expected") -> np.ndarray:
         """Speech [N] -> motion [T, 58] (T = round(25 N / sr)), decoded with ``tokenizer`` from the predicted codes'
         expected latent (``motion_decode="expected"``, as A²-LLM's default) or their most likely codes ("codes")."""
-        from a2llm.generate import MOTION_DECODES
+        from a2llm.generate import check_motion_decode, decode_prediction
 
-        if motion_decode not in MOTION_DECODES:
-            raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {motion_decode!r}")
+        check_motion_decode(motion_decode)
         if sample_rate != self.config.sample_rate:
             raise ValueError(f"audio at {sample_rate} Hz; the audio-only avatar expects {self.config.sample_rate} Hz")
         audio = np.asarray(audio, np.float32)
@@ -87,9 +86,7 @@ class AudioOnlyAvatar(nn.Module):
         h = self.features(x, torch.tensor([len(audio)]), T)
         out = self.connector.generate(h, torch.tensor([T]))
         n = -(-T // self.connector.cfg.group)
-        if motion_decode == "expected":
-            return tokenizer.decode_expected(out.logits[0, :n].float())[:T]
-        return tokenizer.decode(out.tokens[0, :n].numpy())[:T]
+        return decode_prediction(tokenizer, out.tokens[0, :n], out.logits[0, :n], motion_decode)[:T]
 
     def save_pretrained(self, folder: str | Path) -> Path:
         return save_component(folder, PART, self.config, self.state_dict())

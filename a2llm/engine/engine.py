@@ -35,8 +35,8 @@ from transformers import DynamicCache
 from a2llm.data.collate import SYSTEM_PROMPTS
 from a2llm.engine.context import exchange_ids, newest_that_fit, transcribe
 from a2llm.engine.events import AudioChunk, Event, MotionChunk, TextDelta, TurnMetrics
-from a2llm.generate import (MOTION_DECODES, QUESTION_MARGIN_S, ReplyDecoder, Sampling, default_sampling, layout_for,
-                             pad_question, text_layout_of)
+from a2llm.generate import (QUESTION_MARGIN_S, ReplyDecoder, Sampling, check_motion_decode, default_sampling,
+                             layout_for, pad_question, text_layout_of)
 from a2llm.lalm.backbone import DecodeState
 from a2llm.lalm.prompt import Audio, Message, PromptBuilder
 
@@ -103,8 +103,7 @@ class EngineConfig:
     motion_decode: str = "expected"
 
     def __post_init__(self):
-        if self.motion_decode not in MOTION_DECODES:
-            raise ValueError(f"motion_decode must be one of {MOTION_DECODES}, got {self.motion_decode!r}")
+        check_motion_decode(self.motion_decode)
         if self.context_replies not in ("text", "speech"):
             raise ValueError("context_replies must be 'text' or 'speech'")
         if self.context_budget is not None and self.context_budget < 1:

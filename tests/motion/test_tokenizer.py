@@ -129,15 +129,20 @@ def test_loss_terms():
                          + 10 * (terms["param_vel"] + terms["param_acc"]))
 
 
-def test_training_cli_runs_and_resumes(tmp_path, capsys):
+def _write_clips(folder, n: int, val: int) -> None:
+    """A FLAME-QA folder of ``n`` speechy clips, the first ``val`` of them the validation split."""
     from a2llm.data import FlameQASample, FlameQAWriter
 
-    with FlameQAWriter(tmp_path / "data") as w:
-        for i in range(24):
+    with FlameQAWriter(folder) as w:
+        for i in range(n):
             m = speechy(45 + i, seed=i)
             w.add(FlameQASample(id=f"c{i}", question_text="q", question_audio=np.zeros(1600, np.float32),
                                 response_text="a", response_audio=np.zeros(len(m) * 640, np.float32), sample_rate=16000,
-                                motion=m, emotion="neutral", split="val" if i < 4 else "train"))
+                                motion=m, emotion="neutral", split="val" if i < val else "train"))
+
+
+def test_training_cli_runs_and_resumes(tmp_path, capsys):
+    _write_clips(tmp_path / "data", 24, val=4)
     from a2llm.train.__main__ import main
 
     # In-process (a subprocess per run cost ~8 s of imports each); one thread: the tiny model is faster on it.
@@ -198,16 +203,10 @@ def test_training_cli_runs_and_resumes(tmp_path, capsys):
 def test_decoder_only_fine_tuning_keeps_every_clips_codes(tmp_path):
     """decoder_only (init = a trained tokenizer): encoder, codebooks and normalisation frozen, so every clip's codes
     stay what they were (models trained on them stay valid) while the decoder learns the extra upper-face term."""
-    from a2llm.data import FlameQASample, FlameQAWriter
     from a2llm.motion.losses import LossWeights
     from a2llm.train.tokenizer import TrainConfig, train_tokenizer
 
-    with FlameQAWriter(tmp_path / "data") as w:
-        for i in range(12):
-            m = speechy(45 + i, seed=i)
-            w.add(FlameQASample(id=f"c{i}", question_text="q", question_audio=np.zeros(1600, np.float32),
-                                response_text="a", response_audio=np.zeros(len(m) * 640, np.float32), sample_rate=16000,
-                                motion=m, emotion="neutral", split="val" if i < 3 else "train"))
+    _write_clips(tmp_path / "data", 12, val=3)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
