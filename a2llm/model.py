@@ -87,6 +87,26 @@ class A2LLMConfig:
                    lora=LoraSettings(r=16, alpha=32, dropout=0.05))
 
 
+def sequence_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L_seq: next-token cross-entropy of ``logits`` [B, L, V] against ``labels`` [B, L] (IGNORE = no loss), the
+    mean over labelled tokens — weighted by ``weights`` [B, L] (aligned with ``labels``) when given."""
+    ce = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE,
+                         reduction="none")
+    keep = (labels[:, 1:].flatten() != IGNORE).float()
+    w = keep if weights is None else keep * weights[:, 1:].flatten().float()
+    return (ce * w).sum() / w.sum().clamp(min=1e-8)
+
+
+def text_label_weights(labels: torch.Tensor, is_audio, text_weight: float) -> torch.Tensor:
+    """Per-label weights [B, L]: ``text_weight`` for every labelled token that is not an audio code (text, the
+    turn's closing tokens), 1 for audio codes. Why: a spoken answer has ~5 audio codes per text token, and the codes
+    follow from the text, so the plain mean spends most of the loss on saying the answer and little on choosing it
+    (the second-generation nano answered the right template about the wrong topic)."""
+    audio = is_audio(labels)
+    return torch.where(audio, torch.ones_like(labels, dtype=torch.float),
+                       torch.full_like(labels, float(text_weight), dtype=torch.float))
+
+
 @dataclass
 class A2LLMOutput:
     """loss = seq_loss + λ motion_loss + μ ctc_loss (scalars); logits [B, L, V]; hidden [B, L, d];
@@ -156,11 +176,14 @@ class A2LLM(nn.Module):
                 codes[b, :len(c)] = torch.from_numpy(c)
         return codes.to(batch.input_ids.device)
 
-    def forward(self, batch: Batch, motion_weight: float | None = None, ctc_weight: float = 0.0) -> A2LLMOutput:
+    def forward(self, batch: Batch, motion_weight: float | None = None, ctc_weight: float = 0.0,
+                label_weights: torch.Tensor | None = None) -> A2LLMOutput:
         """Training pass on a collated FLAME-QA batch.
 
         ``motion_weight`` overrides λ for this call (a curriculum stage's own λ); at 0 the connector is not run.
         ``ctc_weight`` μ > 0 adds the auxiliary CTC loss (:meth:`ctc_loss`; needs a backbone with ``ctc_layer``).
+        ``label_weights`` [B, L] (aligned with ``batch.labels``; None = all 1): L_seq becomes the weighted mean of
+        the per-token cross-entropies, e.g. text tokens weighted above audio codes (:func:`text_label_weights`).
         """
         lam = self.config.motion_weight if motion_weight is None else float(motion_weight)
         layer = self.backbone.config.ctc_layer if ctc_weight > 0 else 0
@@ -168,8 +191,7 @@ class A2LLM(nn.Module):
             raise ValueError("ctc_weight > 0 needs a backbone with a CTC head (BackboneConfig.ctc_layer > 0)")
         out = self.backbone(batch.input_ids, batch.attention_mask, batch.input_audio, batch.input_audio_lengths,
                             batch.audio_patch_mask, capture_layer=layer)
-        seq_loss = F.cross_entropy(out.logits[:, :-1].flatten(0, 1).float(), batch.labels[:, 1:].flatten(),
-                                   ignore_index=IGNORE)
+        seq_loss = sequence_loss(out.logits, batch.labels, label_weights)
         ctc = self.ctc_loss(out.layer_hidden, batch) if layer else None
         base = seq_loss + ctc_weight * ctc if ctc is not None else seq_loss
         lengths = batch.motion_lengths

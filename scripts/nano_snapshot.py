@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-EPOCH_PARTS = {"token2wav": "token2wav_epochs", "rvq": "rvq_epochs"}
+EPOCH_PARTS = {"token2wav": "token2wav_epochs", "rvq": "rvq_epochs", "rvq-smooth": "rvq_smooth_epochs"}
 
 
 def _epochs_done(folder: Path) -> int:

@@ -9,7 +9,7 @@ from a2llm.data.nano.generate import NanoConfig, make_sample
 from a2llm.data.phones import PHONES
 from a2llm.lalm.text_tokenizer import train_nano_tokenizer
 from a2llm.lalm.tokens import TokenLayout
-from a2llm.model import A2LLM, A2LLMConfig, LoraSettings, count_parameters
+from a2llm.model import A2LLM, A2LLMConfig, LoraSettings, count_parameters, text_label_weights
 from a2llm.motion.rvq import MotionRVQVAE, RVQConfig
 from a2llm.motion.tokenizer import MotionTokenizer
 
@@ -80,6 +80,30 @@ def test_training_forward_and_falling_loss(setup):
     assert np.isfinite(losses).all() and out.motion_loss > 0 and out.seq_loss > 0
     assert losses[-1] < 0.8 * losses[0]
     assert torch.isclose(out.loss, out.seq_loss + model.config.motion_weight * out.motion_loss)
+
+
+def test_text_weighted_sequence_loss(setup):
+    """Weights of 1 give the plain mean; a text weight w is the weighted mean of the text and audio tokens' mean
+    cross-entropies, so it moves L_seq towards the text tokens' loss."""
+    model, collate, samples = setup
+    batch = collate(samples[:3], ["tqa", "aqaa", "tts"])
+    layout = collate.layout
+    with torch.no_grad():
+        plain = model(batch).seq_loss
+        ones = model(batch, label_weights=torch.ones(batch.labels.shape)).seq_loss
+        weights = text_label_weights(batch.labels, layout.is_audio, 5.0)
+        weighted = model(batch, label_weights=weights).seq_loss
+        logits = model(batch).logits
+    assert torch.isclose(plain, ones, atol=1e-6)
+    labels = batch.labels[:, 1:]
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100,
+                                           reduction="none")
+    text = (labels != -100) & ~layout.is_audio(labels)
+    audio = (labels != -100) & layout.is_audio(labels)
+    assert text.any() and audio.any()
+    expect = (5 * ce[text].sum() + ce[audio].sum()) / (5 * text.sum() + audio.sum())
+    assert torch.isclose(weighted, expect, atol=1e-5)
+    assert set(weights[batch.labels != -100].unique().tolist()) == {1.0, 5.0}
 
 
 def test_save_and_load_round_trip(setup, tmp_path):

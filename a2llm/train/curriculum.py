@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from a2llm.data.collate import TASKS, CollatorConfig, FlameQACollator
+from a2llm.data.collate import IGNORE, TASKS, CollatorConfig, FlameQACollator
 from a2llm.lalm.tokens import TokenLayout
+from a2llm.model import text_label_weights
 from a2llm.train.data import MemoryDataset, build_text_tokenizer
 from a2llm.train.log import append_csv
 
@@ -60,6 +61,8 @@ class StageConfig:
         lr_encoder: with train "all", the audio encoder's own learning rate (None: ``lr_backbone``; 0: frozen,
             e.g. a phone pre-trained encoder, ``CurriculumConfig.encoder``). The adaptor trains with the backbone.
         motion_weight: λ in L = L_seq + λ L_motion.
+        text_weight: weight of the answer's text tokens against its audio codes in L_seq (weighted mean;
+            ``a2llm.model.text_label_weights``); 1 = the plain mean.
         ctc_weight: μ of the auxiliary CTC loss on the input audio (``A2LLM.ctc_loss``; the curriculum's
             ``ctc_layer`` gives the model its head); 0 = none. The head trains only in stages with train "all".
         subset: "all" or "high_dynamic" (stage 3).
@@ -83,6 +86,7 @@ class StageConfig:
     lr_encoder: float | None = None
     motion_weight: float = 1.0
     ctc_weight: float = 0.0
+    text_weight: float = 1.0
     subset: str = "all"
     high_dynamic_share: float | None = None
     tasks: tuple[tuple[str, float], ...] = DEFAULT_TASKS
@@ -113,6 +117,8 @@ class StageConfig:
                              f"tts, asr and repeat")
         if self.ctc_weight < 0:
             raise ValueError(f"stage {self.name}: ctc_weight must be >= 0")
+        if self.text_weight <= 0:
+            raise ValueError(f"stage {self.name}: text_weight must be > 0")
         if self.steps < 1 or self.batch < 1:
             raise ValueError(f"stage {self.name}: steps and batch must be >= 1")
         if self.lr_encoder is not None and (self.lr_encoder < 0 or self.train != "all"):
@@ -420,7 +426,10 @@ class Curriculum:
             batch = collate(samples, tasks).to(acc.device)
             for g in opt.param_groups:
                 g["lr"] = g["initial_lr"] * lr_factor(step, stage)
-            out = wrapped(batch, motion_weight=stage.motion_weight, ctc_weight=stage.ctc_weight)
+            weights = (text_label_weights(batch.labels, self.layout.is_audio, stage.text_weight)
+                       if stage.text_weight != 1 else None)
+            out = wrapped(batch, motion_weight=stage.motion_weight, ctc_weight=stage.ctc_weight,
+                          label_weights=weights)
             acc.backward(out.loss)
             if stage.grad_clip:
                 acc.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], stage.grad_clip)
@@ -497,16 +506,27 @@ class Curriculum:
         was = model.training
         model.eval()
         seq, mot, k = 0.0, 0.0, 0
+        text_ce, text_n = 0.0, 0
         names = [t for t, _ in stage.tasks]
         for start in range(0, n, 16):
             samples = [val[i] for i in range(start, min(n, start + 16))]
             tasks = [names[(start + j) % len(names)] for j in range(len(samples))]
-            out = model(collate(samples, tasks).to(self.acc.device), motion_weight=stage.motion_weight)
+            batch = collate(samples, tasks).to(self.acc.device)
+            out = model(batch, motion_weight=stage.motion_weight)
             seq += out.seq_loss.item()
             mot += out.motion_loss.item()
             k += 1
+            # the answer's text tokens of the dialogue tasks alone: how well the model chooses what to say
+            rows = torch.tensor([t in ("aqaa", "tqa") for t in tasks], device=batch.labels.device)
+            labels = batch.labels[:, 1:]
+            text = rows[:, None] & (labels != IGNORE) & ~self.layout.is_audio(labels)
+            if text.any():
+                ce = torch.nn.functional.cross_entropy(out.logits[:, :-1][text].float(), labels[text],
+                                                       reduction="sum")
+                text_ce, text_n = text_ce + ce.item(), text_n + int(text.sum())
         model.train(was)
-        return {"val_seq_loss": seq / k, "val_motion_loss": mot / k}
+        return {"val_seq_loss": seq / k, "val_motion_loss": mot / k,
+                **({"val_text_loss": text_ce / text_n} if text_n else {})}
 
     @staticmethod
     def _save_state(path: Path, model, opt, step: int, seconds: float) -> None:

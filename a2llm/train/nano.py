@@ -5,8 +5,11 @@
 Steps (each resumable, each skipped once done, so re-running the command continues an interrupted run):
 
 1. FLAME-QA-nano into ``data`` and the read-aloud corpus into ``read_data`` (when the folders do not exist).
-2. nano token2wav (``WORK/token2wav``), the RVQ-VAE motion tokenizer (``WORK/rvq``) and the phone
-   pre-trained audio encoder (``WORK/encoder``, a2llm/train/encoder.py; skipped with ``encoder_steps`` 0).
+2. nano token2wav (``WORK/token2wav``), the RVQ-VAE motion tokenizer (``WORK/rvq``), its decoder alone
+   fine-tuned into ``WORK/rvq-smooth`` (``rvq_smooth_config``, e.g. a gliding upsampling; the codes, and so the
+   curriculum's targets, stay those of ``WORK/rvq``; the checkpoint ships this decoder; skipped with
+   ``rvq_smooth_epochs`` 0) and the phone pre-trained audio encoder (``WORK/encoder``, a2llm/train/encoder.py;
+   skipped with ``encoder_steps`` 0).
 3. the curriculum (configs/nano/curriculum.json) on ``processes`` CPU processes through torchrun (gloo): on
    two cores two single-threaded processes train ~1.4x faster than one two-threaded one.
 4. the audio-only baseline (``WORK/audio-only``); the adapter-only baseline is a curriculum stage.
@@ -39,6 +42,8 @@ class NanoConfig:
     token2wav_epochs: int = 8
     rvq_epochs: int = 8
     rvq_config: str = "configs/nano/tokenizer.json"
+    rvq_smooth_epochs: int = 0
+    rvq_smooth_config: str = ""
     audio_only_steps: int = 500
     encoder_steps: int = 1500
     processes: int = 2
@@ -105,6 +110,12 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
         wall["rvq"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--out", str(work / "rvq"),
                             "--epochs", str(cfg.rvq_epochs)]
                            + (["--config", cfg.rvq_config] if cfg.rvq_config else []) + q)
+    if cfg.rvq_smooth_epochs and not _finished(work / "rvq-smooth", cfg.rvq_smooth_epochs):
+        if not cfg.rvq_smooth_config:
+            raise ValueError("rvq_smooth_epochs > 0 needs rvq_smooth_config (e.g. configs/nano/tokenizer-smooth.json)")
+        wall["rvq-smooth"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--init",
+                                   str(work / "rvq"), "--decoder-only", "--config", cfg.rvq_smooth_config,
+                                   "--out", str(work / "rvq-smooth"), "--epochs", str(cfg.rvq_smooth_epochs)] + q)
     encoder = []
     if cfg.encoder_steps:
         wall["encoder"] = _run([py, "-m", "a2llm.train", "encoder", "--data", cfg.data, "--read-data", cfg.read_data,
@@ -123,6 +134,18 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
     return out
 
 
+def _shipped_rvq(cfg: NanoConfig) -> Path:
+    """The motion tokenizer the checkpoint ships: the decoder fine-tune when the config asks for one (it must be
+    done), else the RVQ itself."""
+    work = Path(cfg.work)
+    if not cfg.rvq_smooth_epochs:
+        return work / "rvq"
+    if not _finished(work / "rvq-smooth", cfg.rvq_smooth_epochs):
+        raise FileNotFoundError(f"{work / 'rvq-smooth'} is not finished ({cfg.rvq_smooth_epochs} epochs): run "
+                                f"python -m a2llm.train nano to train it")
+    return work / "rvq-smooth"
+
+
 def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
     """Copy the trained parts into the checkpoint folder ``cfg.out`` (without resumable training states)."""
     from a2llm.train.curriculum import load_config
@@ -136,7 +159,8 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
     tmp.mkdir(parents=True)
     for part in ("backbone", "lora", "connector", "rvq", "tokenizer"):
         shutil.copytree(final / part, tmp / part, ignore=ignore)
-    for part, src in (("rvq", work / "rvq"), ("token2wav", work / "token2wav")):
+    rvq = _shipped_rvq(cfg)
+    for part, src in (("rvq", rvq), ("token2wav", work / "token2wav")):
         (tmp / part).mkdir(exist_ok=True)
         for name in ("config.json", "model.safetensors", "train_log.csv", "val_metrics.json", "curves.png"):
             if (src / name).exists():
@@ -173,6 +197,8 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
     # training/: every stage's log, curves and summary, and the time spent per step of the pipeline.
     summary = {"token2wav_s": round(_log_seconds(work / "token2wav" / "train_log.csv"), 1),
                "rvq_s": round(_log_seconds(work / "rvq" / "train_log.csv"), 1), "stages": {}}
+    if rvq != work / "rvq":
+        summary["rvq_smooth_s"] = round(_log_seconds(rvq / "train_log.csv"), 1)
     if (work / "encoder" / "done.json").exists():      # its weights live on in the backbone; its figures here
         summary["encoder_s"] = json.loads((work / "encoder" / "done.json").read_text())["seconds"]
         (tmp / "training" / "encoder").mkdir(parents=True, exist_ok=True)
@@ -189,7 +215,8 @@ def assemble(cfg: NanoConfig, wall: dict | None = None) -> Path:
             summary["stages"][stage.name] = json.loads((folder / "done.json").read_text())["seconds"]
     if (ao / "done.json").exists():
         summary["audio_only_s"] = json.loads((ao / "done.json").read_text())["seconds"]
-    summary["total_training_s"] = round(summary["token2wav_s"] + summary["rvq_s"] + summary.get("encoder_s", 0.0)
+    summary["total_training_s"] = round(summary["token2wav_s"] + summary["rvq_s"] + summary.get("rvq_smooth_s", 0.0)
+                                        + summary.get("encoder_s", 0.0)
                                         + sum(summary["stages"].values()) + summary.get("audio_only_s", 0.0), 1)
     if wall:
         summary["wall_s_this_invocation"] = {k: round(v, 1) for k, v in wall.items()}

@@ -170,12 +170,15 @@ def test_the_word_layout_with_pronunciation_embeddings_trains_saves_and_reads(ti
     from a2llm.model import A2LLM, load_checkpoint_tokenizer
 
     stage = dict(name="pretrain", init="scratch", train="all", steps=2, batch=3, lr_backbone=2e-3, motion_weight=0.0,
-                 warmup=1, log_every=1, val_samples=3, tasks={"tts": 1, "aqaa": 1})
+                 warmup=1, log_every=1, val_samples=3, tasks={"tts": 1, "aqaa": 1}, text_weight=5.0)
     path = write_config(tmp_path / "cfg", tiny_corpus, tiny_rvq, [stage], final="pretrain", text_layout="word",
                         lexicon_phones=4)
     final = Curriculum(load_config(path), progress=False).run()
     model = A2LLM.from_pretrained(final)
     tok = load_checkpoint_tokenizer(final)
+    import csv
+    rows = list(csv.DictReader(open(final / "log.csv")))      # the dialogue answers' own text loss is logged
+    assert rows and float(rows[-1]["val_text_loss"]) > 0
     emb = model.backbone.model.embed_tokens
     assert isinstance(emb, LexiconEmbedding) and model.config.text_layout == "word"
     word = tok.encode("the", add_special_tokens=False)[-1]
@@ -194,6 +197,8 @@ def test_the_word_layout_with_pronunciation_embeddings_trains_saves_and_reads(ti
 def test_ctc_settings_are_checked(tiny_corpus, tiny_rvq, tmp_path):
     with pytest.raises(ValueError, match="ctc_weight"):
         StageConfig(name="s", ctc_weight=-0.1)
+    with pytest.raises(ValueError, match="text_weight"):
+        StageConfig(name="s", text_weight=0)
     path = write_config(tmp_path, tiny_corpus, tiny_rvq, tiny_stages()[:1], final="pretrain", ctc_layer=2)
     with pytest.raises(ValueError, match="ctc_layer"):
         Curriculum(load_config(path, preset="full", backbone="x"), progress=False).new_model()
