@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -63,8 +64,9 @@ class Answer:
 
 
 def normalise_text(text: str) -> str:
-    """Lower case, letters, digits and single spaces only: the form answer accuracy compares."""
-    out = "".join(c.lower() if c.isalnum() else " " for c in text)
+    """Compatibility forms folded (NFKC: "A²" -> "A2", as the nano tokenizer itself normalises text), then lower
+    case, letters, digits and single spaces only: the form answer accuracy compares."""
+    out = "".join(c.lower() if c.isalnum() else " " for c in unicodedata.normalize("NFKC", text))
     return " ".join(out.split())
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -397,9 +398,9 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
 # Data structures
 
 def normalise(text: str) -> str:
-    """Lower case, letters, digits and single spaces only (the rule of ``a2llm.generate.normalise_text``, kept here
-    so the world needs no torch)."""
-    out = "".join(c.lower() if c.isalnum() else " " for c in text)
+    """Compatibility forms folded (NFKC), lower case, letters, digits and single spaces only (the rule of
+    ``a2llm.generate.normalise_text``, kept here so the world needs no torch)."""
+    out = "".join(c.lower() if c.isalnum() else " " for c in unicodedata.normalize("NFKC", text))
     return " ".join(out.split())
 
 
