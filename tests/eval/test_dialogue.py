@@ -14,8 +14,9 @@ def test_dialogue_eval_reports_every_figure(tiny_run, capsys):
                                          "flite:rms", "festival:ked_diphone"}
     assert len(r["by_turn"]["typed"]) == len(r["by_turn"]["spoken"]) == 3
     rates = [*r["typed"].values(), *r["spoken_by_voice"].values(), *r["by_turn"]["typed"], r["fallback_rate"],
-             r["false_fallback_rate"], r["garbled_rate"]]
+             r["false_fallback_rate"], r["false_fallback_rate_all"], r["garbled_rate"]]
     assert all(0.0 <= x <= 1.0 for x in rates)
+    assert r["num_in_domain"] <= r["num_in_domain_all"] < r["num_replies"]
     # 3 typed sets x 2 + 5 voices x 1 + off-domain 2 + in-domain templates + 1 dialogue x 3 turns x 2 modes
     assert r["num_replies"] >= 6 + 5 + 2 + 6
 
