@@ -11,6 +11,8 @@ second — so generation never waits for rendering, encoding, or for Gradio hand
 """
 from __future__ import annotations
 
+import copy
+
 import queue
 import shutil
 import threading
@@ -175,6 +177,10 @@ class ChatSession:
 
             model, tok, _ = load_parts(self.checkpoint)
             detok = voiced_detokenizer(self.checkpoint, self.voice)
+            if hasattr(detok, "chunk_schedule"):        # speech chunks end where the streamed segments end
+                detok = copy.copy(detok)                  # the shared one (weights shared) keeps its own schedule
+                detok.chunk_schedule = tuple(min(c, detok.chunk_tokens)
+                                             for c in self.stream.speech_chunks(detok.token_rate))
             self._engine_checkpoint = self.checkpoint
             self._engine = Engine(model, tok, detok, EngineConfig(optimized=True, max_new_tokens=self.max_new_tokens))
             self.history, self.turns = [], []          # a new model starts a new dialogue

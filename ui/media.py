@@ -76,6 +76,12 @@ class StreamConfig:
         """Frames in segment k (0-based)."""
         return max(1, round(self.segments[min(k, len(self.segments) - 1)] * FPS))
 
+    def speech_chunks(self, token_rate: float) -> tuple[int, ...]:
+        """Speech tokens of the detokenizer's first chunks so that each ends where a segment does (every listed
+        segment but the repeated last one): a segment then never waits for a chunk that reaches past it. The
+        default (0.4, 0.6, 1) at 25 tokens/s gives (10, 15)."""
+        return tuple(max(1, round(s * token_rate)) for s in self.segments[:-1])
+
 
 class Segmenter:
     """Cuts frames and speech arriving in chunks of any size (and at different paces) into segments of the

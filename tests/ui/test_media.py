@@ -19,6 +19,8 @@ def _frames(n, start=0, size=64):
 def test_the_schedule_starts_short_and_keeps_speech_on_the_frames_timeline():
     cfg = StreamConfig()
     assert [cfg.frames(k) for k in range(5)] == [10, 15, 25, 25, 25]
+    # the detokenizer's first speech chunks end where the segments do (ChatSession sets them from --segments)
+    assert cfg.speech_chunks(25) == (10, 15) and StreamConfig(segments=(0.4, 0.4, 1.0)).speech_chunks(25) == (10, 10)
     seg = Segmenter(cfg, SR)
     speech = np.arange(87 * 640, dtype=np.float32)              # sample s holds the value s: its place is visible
     out = []
