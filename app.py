@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "rendering thread and ffmpeg need the other cores)")
     ap.add_argument("--segments", default="0.4,0.6,1",
                     help="lengths in seconds of a reply's streamed video segments, the last one repeated (default "
-                         "0.4,0.6,1: segments end where nano's speech chunks do, 0.4 s, 0.6 s, then 1 s, so the first "
-                         "plays sooner and the second is there before the first has played)")
+                         "0.4,0.6,1: short first segments so the first plays sooner; nano's first speech chunks are "
+                         "cut to end where these segments end)")
     ap.add_argument("--keep-turns", type=int, default=50,
                     help="conversation turns kept in outputs/ (their videos, motions, segments; default 50): older "
                          "ones are deleted. Studies, votes and desktop recordings are never deleted")
