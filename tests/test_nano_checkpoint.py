@@ -61,3 +61,17 @@ def test_answers_a_spoken_question(nano):
     q, task = question(audio=audio)
     answer = gen.answer([q], task)[0]
     _check_turn(answer, detok)
+
+
+def test_the_welcome_examples_are_answered_right(nano):
+    """The clickable examples are a visitor's first turn: the shipped checkpoint answers each one with the world's
+    answer (typed, greedy, as the app does) — re-check ui/welcome.py's EXAMPLES after retraining."""
+    from a2llm.data.nano.world import INTENTS, respond
+    from ui.welcome import EXAMPLES, example_questions
+
+    gen, _ = nano
+    for (intent, _, topic), text in zip(EXAMPLES, example_questions()):
+        q, task = question(text=text)
+        reply = gen.answer([q], task, with_motion=False)[0].text
+        want = respond(INTENTS[intent], topic)[0]
+        assert normalise_text(reply) == normalise_text(want), (text, reply)

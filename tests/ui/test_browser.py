@@ -28,7 +28,7 @@ def test_the_page_welcomes_a_visitor(browser):
     assert {"Conversation", "Compare", "Study", "Head"} <= set(browser.text().split("\n"))
     browser.tab("Conversation")
     text = browser.text()
-    assert "A²-LLM-nano" in text and "the concert" in text and "How was the concert?" in text   # line + examples
+    assert "A²-LLM-nano" in text and "the concert" in text and "How was the tour?" in text   # line + examples
     browser.wait_for(lambda: browser.js("const v = document.querySelector('#a2llm-idle video');"
                                         "return v && v.currentTime > 0.2 && !v.paused;"), 60, "the idle avatar")
     assert not browser.visible("a2llm-avatar")                 # the reply's box waits for the first turn

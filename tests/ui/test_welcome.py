@@ -16,7 +16,7 @@ def test_examples_are_seen_wordings_with_training_topics():
     assert not any(t in q.lower() for q in qs for t in HELD_OUT_TOPICS)
     held_templates = {t.question.split("{t}")[0] for t in TEMPLATES if t.holdout}
     assert not any(q.startswith(h) for q in qs for h in held_templates if h)
-    assert "How was the concert?" in qs
+    assert "How was the tour?" in qs
 
 
 def test_the_welcome_line_says_what_nano_talks_about():
