@@ -66,8 +66,10 @@ def make_study(out: Path) -> Path:
 
 
 def conversation(b, out: Path) -> None:
+    from ui.welcome import example_questions
+
     b.tab("Conversation")
-    b.type_turn("How was the concert?")
+    b.type_turn(example_questions()[0])            # what a visitor meets first: the first clickable example
     b.wait_avatar_playing(timeout=300, seconds=1.0)
     b.wait_for(lambda: "TTFA" in b.text() and "ms ·" in b.text(), 300, "the turn's metrics")
     b.wait_avatar_playing(timeout=60, seconds=2.0)
