@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ import torch
 
 from a2llm.data.collate import TEXT_LAYOUTS, CollatorConfig, FlameQACollator, resolve_text_layout
 from a2llm.data.format import FlameQASample, Turn
+from a2llm.data.text import normalise_text  # noqa: F401  (re-exported: the answer comparison)
 from a2llm.lalm.tokens import STEP_AUDIO2_LAYOUT, TokenLayout, is_step_audio2
 
 #: How the connector's code predictions become motion (Generator / EngineConfig ``motion_decode``): the most likely
@@ -61,13 +61,6 @@ class Answer:
     audio_codes: np.ndarray
     motion: np.ndarray
     tokens: list[int]
-
-
-def normalise_text(text: str) -> str:
-    """Compatibility forms folded (NFKC: "A²" -> "A2", as the nano tokenizer itself normalises text), then lower
-    case, letters, digits and single spaces only: the form answer accuracy compares."""
-    out = "".join(c.lower() if c.isalnum() else " " for c in unicodedata.normalize("NFKC", text))
-    return " ".join(out.split())
 
 
 def layout_for(tokenizer) -> TokenLayout:

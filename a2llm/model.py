@@ -102,9 +102,7 @@ def text_label_weights(labels: torch.Tensor, is_audio, text_weight: float) -> to
     turn's closing tokens), 1 for audio codes. Why: a spoken answer has ~5 audio codes per text token, and the codes
     follow from the text, so the plain mean spends most of the loss on saying the answer and little on choosing it
     (the second-generation nano answered the right template about the wrong topic)."""
-    audio = is_audio(labels)
-    return torch.where(audio, torch.ones_like(labels, dtype=torch.float),
-                       torch.full_like(labels, float(text_weight), dtype=torch.float))
+    return torch.where(is_audio(labels), 1.0, float(text_weight))
 
 
 @dataclass

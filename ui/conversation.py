@@ -12,7 +12,6 @@ second — so generation never waits for rendering, encoding, or for Gradio hand
 from __future__ import annotations
 
 import copy
-
 import queue
 import shutil
 import threading

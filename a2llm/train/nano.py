@@ -48,6 +48,10 @@ class NanoConfig:
     encoder_steps: int = 1500
     processes: int = 2
 
+    def __post_init__(self):
+        if self.rvq_smooth_epochs and not self.rvq_smooth_config:     # checked before hours of training, not after
+            raise ValueError("rvq_smooth_epochs > 0 needs rvq_smooth_config (e.g. configs/nano/tokenizer-smooth.json)")
+
 
 def load_nano_config(path: str | Path, **overrides) -> NanoConfig:
     path = Path(path)
@@ -111,8 +115,6 @@ def run_nano(cfg: NanoConfig, quiet: bool = False) -> Path:
                             "--epochs", str(cfg.rvq_epochs)]
                            + (["--config", cfg.rvq_config] if cfg.rvq_config else []) + q)
     if cfg.rvq_smooth_epochs and not _finished(work / "rvq-smooth", cfg.rvq_smooth_epochs):
-        if not cfg.rvq_smooth_config:
-            raise ValueError("rvq_smooth_epochs > 0 needs rvq_smooth_config (e.g. configs/nano/tokenizer-smooth.json)")
         wall["rvq-smooth"] = _run([py, "-m", "a2llm.train", "tokenizer", "--data", cfg.data, "--init",
                                    str(work / "rvq"), "--decoder-only", "--config", cfg.rvq_smooth_config,
                                    "--out", str(work / "rvq-smooth"), "--epochs", str(cfg.rvq_smooth_epochs)] + q)

@@ -30,3 +30,5 @@ def test_the_checkpoint_ships_the_smoothed_decoder_only_once_it_is_trained(tmp_p
     (smooth / "model.safetensors").write_bytes(b"weights")
     (smooth / "train_log.csv").write_text("epoch,step,seconds\n1,10,5\n2,20,5\n")
     assert _shipped_rvq(cfg) == smooth
+    with pytest.raises(ValueError, match="rvq_smooth_config"):
+        NanoConfig(rvq_smooth_epochs=2)                                            # caught before any training

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from a2llm.data.nano.templates import HELD_OUT_TOPICS, TEMPLATES, TOPICS, TRAIN_TOPICS, Template, _capitalise
+from a2llm.data.text import normalise_text
 
 KINDS = ("template", "opener", "feeling", "followup", "offdomain")
 #: Test-split holdouts: "voice" (a held-out question voice, the dialogue itself all seen) and the four world ones.
@@ -397,11 +397,8 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------------------------------------------
 # Data structures
 
-def normalise(text: str) -> str:
-    """Compatibility forms folded (NFKC), lower case, letters, digits and single spaces only (the rule of
-    ``a2llm.generate.normalise_text``, kept here so the world needs no torch)."""
-    out = "".join(c.lower() if c.isalnum() else " " for c in unicodedata.normalize("NFKC", text))
-    return " ".join(out.split())
+#: The answer comparison's form (:func:`a2llm.data.text.normalise_text`, shared with the generator).
+normalise = normalise_text
 
 
 def _hash(*parts: str) -> str:
